@@ -1,0 +1,198 @@
+"""Apply the plugin registry to ultralytics: the one place where a YAML name becomes a class.
+
+``install(tasks)`` runs once, right after ``ultralytics.nn.tasks`` executes (see ``_startup.py``), and wraps three
+of its names:
+
+- ``parse_model``: before each model build, registered classes are put into ``tasks``' globals, where parse_model
+  looks names up (``globals()[m]``); an unknown name and a YOLOv5-repo YAML with ``anchors`` get a clear message;
+- ``check_yaml``: a bare YAML name ultralytics cannot find is looked up in the registered model directories, so
+  ``yolov5l-triplet.yaml`` resolves through ultralytics' own ``yolov5-triplet.yaml`` + scale logic;
+- ``_SafeLoad._build``: registered classes join the allow-list of restricted checkpoint loading.
+
+Plugins are loaded on the first of those calls, never during ultralytics' import (which is still half-way then).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sys
+import threading
+from pathlib import Path
+
+from ultralytics.utils import LOGGER
+
+SUPPORTED = ">=8.3.0,<8.5"  # the ultralytics releases this patch is written and tested against
+_REQUIRED = ("parse_model", "check_yaml", "yaml_model_load")
+_PREFIX = "ultralytics-triplet:"
+
+_lock = threading.RLock()
+_tasks = None  # the patched ultralytics.nn.tasks module
+_injected: dict[str, type] = {}  # names this package put into tasks' globals
+_warned: set[str] = set()
+
+
+class IncompatibleUltralyticsError(RuntimeError):
+    """The installed ultralytics lacks the internals this plugin patches."""
+
+
+class UnknownModuleError(KeyError):
+    """A model YAML names a module that neither ultralytics nor any plugin provides."""
+
+    def __str__(self) -> str:
+        """Print the message without KeyError's quotes."""
+        return str(self.args[0])
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    """Return the leading numeric parts of a version string: '8.4.190' -> (8, 4, 190)."""
+    return tuple(int(p) for p in re.findall(r"\d+", version)[:3])
+
+
+def _warn_once(message: str) -> None:
+    """Log ``message`` as an ultralytics warning, once per process."""
+    if message not in _warned:
+        _warned.add(message)
+        LOGGER.warning(f"{_PREFIX} {message}")
+
+
+def install(tasks) -> None:
+    """Patch the module ``ultralytics.nn.tasks`` once; idempotent.
+
+    Raises:
+        IncompatibleUltralyticsError: If ultralytics' internals moved (nothing is patched then).
+    """
+    global _tasks
+    with _lock:
+        if getattr(tasks, "_ultralytics_triplet_patched", False):
+            _tasks = tasks
+            return
+        version = getattr(sys.modules.get("ultralytics"), "__version__", "unknown")
+        missing = [n for n in _REQUIRED if not callable(getattr(tasks, n, None))]
+        if missing:
+            raise IncompatibleUltralyticsError(
+                f"ultralytics {version} has no ultralytics.nn.tasks.{', '.join(missing)}; ultralytics-triplet "
+                f"supports ultralytics{SUPPORTED}: pip install 'ultralytics{SUPPORTED}'"
+            )
+        v = _version_tuple(version)
+        if v and not ((8, 3, 0) <= v < (8, 5)):
+            _warn_once(f"ultralytics {version} is untested; supported: ultralytics{SUPPORTED}")
+        tasks.parse_model = _wrap_parse_model(tasks.parse_model)
+        tasks.check_yaml = _wrap_check_yaml(tasks.check_yaml)
+        safe = getattr(tasks, "_SafeLoad", None)  # restricted loading exists from ultralytics 8.4
+        if safe is not None:
+            safe._build = classmethod(_wrap_safe_build(safe._build))
+        tasks._ultralytics_triplet_patched = True
+        _tasks = tasks
+        if safe is not None and safe._registry is not None:  # built before we were imported: extend it now
+            sync()
+
+
+def register():
+    """Patch ultralytics now (importing it if needed) and apply every plugin; return the registry.
+
+    This is the explicit opt-in for processes where the start-up hook did not run (``python -S``, or
+    ``ULTRALYTICS_TRIPLET_DISABLE=1``). Calling it again is harmless.
+    """
+    import ultralytics.nn.tasks as tasks
+
+    install(tasks)
+    return sync()
+
+
+def sync():
+    """Make ultralytics see the current registry: names in tasks' globals and the safe-load allow-list."""
+    from . import plugins
+
+    with _lock:
+        registry = plugins.registry()
+        namespace = vars(_tasks)
+        for name in [n for n in _injected if registry.modules.get(n) is not _injected[n]]:  # unregistered since
+            if namespace.get(name) is _injected.pop(name):
+                del namespace[name]
+        for name, cls in registry.modules.items():
+            existing = namespace.get(name)
+            if existing is None or existing is cls:
+                namespace[name] = _injected[name] = cls
+            else:
+                where = getattr(existing, "__module__", "ultralytics.nn.tasks")
+                _warn_once(
+                    f"module name '{name}' from plugin '{registry.owners[name]}' ({cls.__module__}) clashes with "
+                    f"ultralytics' {where}.{name}; keeping ultralytics' class"
+                )
+        safe = getattr(_tasks, "_SafeLoad", None)
+        if safe is not None and safe._registry is not None:
+            safe._registry.update(_safe_entries(registry))
+        return registry
+
+
+def _safe_entries(registry) -> dict[str, type]:
+    """Return restricted-loading allow-list entries (``"module.QualName": class``) for the registry's classes."""
+    return {f"{c.__module__}.{c.__qualname__}": c for c in registry.safe_classes()}
+
+
+def _wrap_parse_model(parse_model):
+    """Return parse_model that first applies the registry and checks the YAML's module names."""
+
+    @functools.wraps(parse_model)
+    def wrapper(d, ch, *args, **kwargs):
+        registry = sync()
+        d = _convert_anchor_yaml(d)
+        namespace = vars(_tasks)
+        for i, (_, _, m, _) in enumerate(d.get("backbone", []) + d.get("head", [])):
+            if isinstance(m, str) and not m.startswith(("nn.", "torchvision.ops.")) and m not in namespace:
+                plugin_modules = ", ".join(f"{n} ({registry.owners[n]})" for n in registry.modules) or "none"
+                raise UnknownModuleError(
+                    f"unknown module '{m}' in row {i} of the model YAML: it is neither an ultralytics module nor "
+                    f"registered by a plugin (plugin modules: {plugin_modules})"
+                )
+        return parse_model(d, ch, *args, **kwargs)
+
+    return wrapper
+
+
+def _convert_anchor_yaml(d: dict) -> dict:
+    """Turn a YOLOv5-repo YAML (``anchors:`` and ``Detect, [nc, anchors]``) into ultralytics' anchor-free form."""
+    rows = d.get("backbone", []) + d.get("head", [])
+    if "anchors" not in d and not any(isinstance(r[3], list) and "anchors" in r[3] for r in rows):
+        return d
+    _warn_once(
+        "this model YAML is in the YOLOv5-repo format (anchors); ultralytics builds an anchor-free head, so "
+        "'anchors' was dropped from it and the head's args. Weights trained in the YOLOv5 repo will not load into it"
+    )
+    d = {k: v for k, v in d.items() if k != "anchors"}
+    for part in ("backbone", "head"):
+        d[part] = [[f, n, m, [a for a in args if a != "anchors"]] for f, n, m, args in d.get(part, [])]
+    return d
+
+
+def _wrap_check_yaml(check_yaml):
+    """Return check_yaml that falls back to the registered model directories for bare names."""
+
+    @functools.wraps(check_yaml)
+    def wrapper(file, suffix=(".yaml", ".yml"), hard=True):
+        found = check_yaml(file, suffix=suffix, hard=False)
+        if found:
+            return found
+        name = str(file).strip()
+        if name and Path(name).name == name:
+            from . import plugins
+
+            hit = plugins.registry().find_model_yaml(name)
+            if hit is not None:
+                return str(hit)
+        return check_yaml(file, suffix=suffix, hard=hard) if hard else found
+
+    return wrapper
+
+
+def _wrap_safe_build(build):
+    """Return ``_SafeLoad._build`` whose allow-list also holds the registered classes."""
+
+    @functools.wraps(build)
+    def wrapper(cls):
+        from . import plugins
+
+        return {**build(), **_safe_entries(plugins.registry())}
+
+    return wrapper

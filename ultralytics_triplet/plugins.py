@@ -1,0 +1,158 @@
+"""The plugin manager and the registry it produces.
+
+Plugins come from the ``ultralytics_triplet`` entry-point group, this package's own (``builtin``) included, and are
+loaded lazily, once, on the first model build or name lookup. ``ULTRALYTICS_TRIPLET_PLUGINS=a,b`` limits loading to
+the named third-party entry points (the built-in plugin always loads). A plugin that fails to import, or whose hook
+raises or returns a name already taken, costs a warning naming it; the others still load.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import inspect
+import os
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pluggy
+from torch import nn
+from ultralytics.utils import LOGGER
+
+from . import hookspecs
+
+ENV_PLUGINS = "ULTRALYTICS_TRIPLET_PLUGINS"
+BUILTIN = "triplet"  # entry-point name of this package's own plugin
+_PREFIX = "ultralytics-triplet:"
+
+_lock = threading.RLock()
+_manager: pluggy.PluginManager | None = None
+_cache: tuple[frozenset[int], Registry] | None = None
+
+
+@dataclass(frozen=True)
+class Registry:
+    """What the loaded plugins register: YAML module names and model directories.
+
+    Attributes:
+        modules (dict[str, type[nn.Module]]): YAML name -> class, first registration wins.
+        owners (dict[str, str]): YAML name -> name of the plugin that registered it.
+        model_dirs (tuple[Path, ...]): Directories searched, in order, for model YAMLs by bare name.
+    """
+
+    modules: dict[str, type[nn.Module]] = field(default_factory=dict)
+    owners: dict[str, str] = field(default_factory=dict)
+    model_dirs: tuple[Path, ...] = ()
+
+    def find_model_yaml(self, name: str) -> Path | None:
+        """Return the first ``name`` (a bare file name) found under the registered directories, or None."""
+        for directory in self.model_dirs:
+            hit = next(iter(sorted(directory.rglob(name))), None)
+            if hit is not None:
+                return hit
+        return None
+
+    def model_yamls(self) -> list[Path]:
+        """Return every YAML under the registered directories."""
+        return [p for d in self.model_dirs for p in sorted(d.rglob("*.yaml"))]
+
+    def safe_classes(self) -> list[type[nn.Module]]:
+        """Return the registered classes plus the nn.Module classes defined beside them (their building blocks).
+
+        Restricted checkpoint loading must know every class a pickled model references: the registered module and
+        its children (gates, conv+BN, ...), which plugins conventionally define in the same Python module.
+        """
+        found = {}
+        for cls in self.modules.values():
+            found[cls] = None
+            for obj in vars(sys.modules[cls.__module__]).values():
+                if inspect.isclass(obj) and issubclass(obj, nn.Module) and obj.__module__ == cls.__module__:
+                    found[obj] = None
+        return list(found)
+
+
+def get_plugin_manager() -> pluggy.PluginManager:
+    """Return the process-wide plugin manager, loading entry points on first use."""
+    global _manager
+    with _lock:
+        if _manager is None:
+            pm = pluggy.PluginManager(hookspecs.PROJECT)
+            pm.add_hookspecs(hookspecs)
+            _load_entry_points(pm)
+            pm.check_pending()  # a misspelled hook name fails loudly instead of never being called
+            _manager = pm
+        return _manager
+
+
+def registry() -> Registry:
+    """Return the registry of the currently registered plugins (recomputed when plugins change)."""
+    global _cache
+    with _lock:
+        pm = get_plugin_manager()
+        key = frozenset(map(id, pm.get_plugins()))
+        if _cache is None or _cache[0] != key:
+            _cache = (key, _collect(pm))
+        return _cache[1]
+
+
+def _load_entry_points(pm: pluggy.PluginManager) -> None:
+    """Register the built-in plugin first, then every allowed third-party entry point, each failure a warning."""
+    wanted = os.environ.get(ENV_PLUGINS)
+    allowed = None if wanted is None else {n.strip() for n in wanted.split(",") if n.strip()}
+    eps = {}
+    for ep in importlib.metadata.entry_points(group=hookspecs.PROJECT):
+        eps.setdefault(ep.name, ep)  # the same distribution twice on sys.path: the first one wins
+    builtin = eps.pop(BUILTIN, None)
+    try:
+        # A source checkout has no entry points: the built-in plugin is registered from its module directly.
+        pm.register(builtin.load() if builtin else importlib.import_module(f"{__package__}.builtin"), name=BUILTIN)
+    except Exception as e:  # never expected; still, a broken install must not break ultralytics
+        LOGGER.warning(f"{_PREFIX} built-in plugin failed to load ({type(e).__name__}: {e})")
+    for name in sorted(eps):
+        if allowed is not None and name not in allowed:
+            continue
+        try:
+            pm.register(eps[name].load(), name=name)
+        except Exception as e:
+            LOGGER.warning(f"{_PREFIX} plugin '{name}' ({eps[name].value}) failed to load and was skipped: "
+                           f"{type(e).__name__}: {e}")
+
+
+def _call(impl, what: str) -> list:
+    """Call one plugin's hook implementation; a failure is a warning naming the plugin and yields nothing."""
+    try:
+        return list(impl.function() or [])
+    except Exception as e:
+        LOGGER.warning(f"{_PREFIX} plugin '{impl.plugin_name}' failed in {what}() and was skipped: "
+                       f"{type(e).__name__}: {e}")
+        return []
+
+
+def _collect(pm: pluggy.PluginManager) -> Registry:
+    """Ask every plugin, in registration order, for its modules and model directories."""
+    modules, owners, dirs = {}, {}, []
+    for impl in pm.hook.register_modules.get_hookimpls():
+        for cls in _call(impl, "register_modules"):
+            if not (inspect.isclass(cls) and issubclass(cls, nn.Module)):
+                LOGGER.warning(f"{_PREFIX} plugin '{impl.plugin_name}' registered {cls!r}, which is not an "
+                               "nn.Module class; skipped")
+                continue
+            name = cls.__name__
+            if name in modules and modules[name] is not cls:
+                LOGGER.warning(f"{_PREFIX} module name '{name}' from plugin '{impl.plugin_name}' "
+                               f"({cls.__module__}) clashes with plugin '{owners[name]}' "
+                               f"({modules[name].__module__}); keeping '{owners[name]}'")
+                continue
+            modules.setdefault(name, cls)
+            owners.setdefault(name, impl.plugin_name)
+    for impl in pm.hook.register_model_dirs.get_hookimpls():
+        for d in _call(impl, "register_model_dirs"):
+            d = Path(d)
+            if d.is_dir():
+                dirs.append(d)
+            else:
+                LOGGER.warning(f"{_PREFIX} plugin '{impl.plugin_name}' registered model directory '{d}', "
+                               "which does not exist; skipped")
+    return Registry(modules, owners, tuple(dict.fromkeys(dirs)))
