@@ -1,0 +1,231 @@
+"""The registry as ultralytics sees it: names, files, restricted loading, clashes, broken plugins."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import contextmanager
+
+import pytest
+import torch
+import ultralytics.nn.tasks as tasks
+from torch import nn
+from ultralytics import YOLO
+from ultralytics.nn.tasks import DetectionModel, yaml_model_load
+
+import ultralytics_triplet
+from ultralytics_triplet import TripletAttention, get_plugin_manager, hookimpl, register
+from ultralytics_triplet.patch import UnknownModuleError, sync
+
+
+@pytest.fixture
+def warnings_logged():
+    """Collect what ultralytics' LOGGER prints at WARNING level during the test."""
+    records = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda r: records.append(r.getMessage())
+    logger = logging.getLogger("ultralytics")
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+
+
+@contextmanager
+def plugin(obj, name: str):
+    """Register a plugin object for the duration of a with-block."""
+    pm = get_plugin_manager()
+    pm.register(obj, name=name)
+    try:
+        yield
+    finally:
+        pm.unregister(name=name)
+        sync()
+
+
+class ScaleByTwo(nn.Module):
+    """A channel-preserving module a third-party plugin might register."""
+
+    def __init__(self, c1=None):
+        super().__init__()
+
+    def forward(self, x):
+        return 2 * x
+
+
+TINY = {
+    "nc": 2,
+    "backbone": [[-1, 1, "Conv", [8, 3, 2]], [-1, 1, "ScaleByTwo", []]],
+    "head": [[-1, 1, "Conv", [16, 3, 2]], [[1, 2], 1, "Detect", ["nc"]]],
+}
+
+
+def rows(d):
+    return d["backbone"] + d["head"]
+
+
+def test_parser_resolves_triplet_attention_by_name():
+    m = DetectionModel(yaml_model_load("yolov5n-triplet.yaml"), verbose=False)
+    assert isinstance(m.model[9], TripletAttention)
+    assert tasks.TripletAttention is TripletAttention  # where parse_model looks names up
+
+
+def test_yolov5_scales_resolve_by_name_like_stock_yolov5():
+    for scale in "nslmx":
+        d = yaml_model_load(f"yolov5{scale}-triplet.yaml")
+        stock = yaml_model_load(f"yolov5{scale}.yaml")
+        assert d["scale"] == stock["scale"] == scale
+        assert d["yaml_file"] == f"yolov5{scale}-triplet.yaml"
+
+
+def test_yolo_class_builds_a_triplet_model_by_bare_name():
+    model = YOLO("yolov5n-triplet.yaml")
+    assert model.task == "detect"
+    assert sum(isinstance(m, TripletAttention) for m in model.model.modules()) == 1
+
+
+def test_unknown_name_still_fails_like_ultralytics():
+    with pytest.raises(FileNotFoundError):
+        yaml_model_load("yolov5n-nosuchthing.yaml")
+
+
+def test_unknown_module_lists_registered_plugin_modules():
+    d = {**TINY, "backbone": [[-1, 1, "Conv", [8, 3, 2]], [-1, 1, "NoSuchAttention", []]]}
+    with pytest.raises(UnknownModuleError) as e:
+        DetectionModel(d, verbose=False)
+    message = str(e.value)
+    assert "'NoSuchAttention'" in message and "row 1" in message and "TripletAttention (triplet)" in message
+    assert "\n" not in message
+
+
+def test_third_party_plugin_adds_modules_and_model_dirs(tmp_path):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "yolo99-double.yaml").write_text(
+        "nc: 2\nscales:\n  n: [0.33, 0.25, 1024]\n  s: [0.33, 0.5, 1024]\n"
+        "backbone:\n  - [-1, 1, Conv, [64, 3, 2]]\n  - [-1, 1, ScaleByTwo, []]\n"
+        "head:\n  - [-1, 1, Conv, [64, 3, 2]]\n  - [[1, 2], 1, Detect, [nc]]\n"
+    )
+
+    class Plugin:
+        @hookimpl
+        def register_modules(self):
+            return [ScaleByTwo]
+
+        @hookimpl
+        def register_model_dirs(self):
+            return [tmp_path / "models"]
+
+    with plugin(Plugin(), "double"):
+        model = YOLO("yolo99s-double.yaml")
+        assert model.model.yaml["scale"] == "s"
+        assert isinstance(model.model.model[1], ScaleByTwo)
+        assert model.model.model[0].conv.out_channels == 32  # width 0.5 of scale s applied
+    assert "ScaleByTwo" not in vars(tasks)  # unregistering takes the name away again
+    with pytest.raises(UnknownModuleError):
+        DetectionModel(TINY, verbose=False)
+
+
+def test_name_clash_with_ultralytics_is_refused(warnings_logged):
+    class C3(nn.Module):  # ultralytics has its own C3
+        pass
+
+    class Plugin:
+        @hookimpl
+        def register_modules(self):
+            return [C3]
+
+    original = tasks.C3
+    with plugin(Plugin(), "clashing"):
+        DetectionModel(yaml_model_load("yolov5n-triplet.yaml"), verbose=False)
+        assert tasks.C3 is original
+    assert tasks.C3 is original
+    assert any("'C3'" in w and "'clashing'" in w and "ultralytics.nn.modules" in w for w in warnings_logged)
+
+
+def test_name_clash_between_plugins_keeps_the_first(warnings_logged):
+    class TripletAttention(nn.Module):  # noqa: F811 - the clash is the point
+        pass
+
+    class Plugin:
+        @hookimpl
+        def register_modules(self):
+            return [TripletAttention]
+
+    with plugin(Plugin(), "copycat"):
+        assert ultralytics_triplet.registry().modules["TripletAttention"] is ultralytics_triplet.TripletAttention
+        assert ultralytics_triplet.registry().owners["TripletAttention"] == "triplet"
+    assert any("'copycat'" in w and "'triplet'" in w and "TripletAttention" in w for w in warnings_logged)
+
+
+def test_a_plugin_whose_hook_raises_is_skipped_with_a_warning(warnings_logged):
+    class Broken:
+        @hookimpl
+        def register_modules(self):
+            raise RuntimeError("boom")
+
+    with plugin(Broken(), "broken"):
+        model = DetectionModel(yaml_model_load("yolov5n-triplet.yaml"), verbose=False)
+    assert isinstance(model.model[9], TripletAttention)
+    assert any("'broken'" in w and "boom" in w for w in warnings_logged)
+
+
+def test_misspelled_hook_fails_loudly():
+    class Typo:
+        @hookimpl
+        def register_module(self):  # missing the s
+            return []
+
+    pm = get_plugin_manager()
+    pm.register(Typo(), name="typo")
+    try:
+        with pytest.raises(Exception, match="register_module"):
+            pm.check_pending()
+    finally:
+        pm.unregister(name="typo")
+
+
+def test_registering_twice_is_harmless():
+    first = register()
+    parse_model = tasks.parse_model
+    second = register()
+    assert tasks.parse_model is parse_model and not hasattr(parse_model.__wrapped__, "__wrapped__")
+    assert first.modules == second.modules
+
+
+def test_restricted_loading_allows_the_module_and_its_children():
+    register()
+    tasks._SafeLoad._registry = tasks._SafeLoad._build()  # as a first restricted load would build it
+    names = set(tasks._SafeLoad._registry)
+    for cls in ("TripletAttention", "AttentionGate", "ConvBN", "GateBatchNorm2d"):
+        assert f"ultralytics_triplet.nn.{cls}" in names
+
+
+def test_yolov5_repo_yaml_with_anchors_is_converted_with_a_warning(warnings_logged):
+    d = {
+        "nc": 3,
+        "depth_multiple": 0.33,
+        "width_multiple": 0.25,
+        "anchors": [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119]],
+        "backbone": [[-1, 1, "Conv", [64, 6, 2, 2]], [-1, 1, "Conv", [128, 3, 2]], [-1, 1, "TripletAttention", [128]]],
+        "head": [[-1, 1, "Conv", [128, 3, 2]], [[2, 3], 1, "Detect", ["nc", "anchors"]]],
+    }
+    model = DetectionModel(d, verbose=False)
+    assert model.model[-1].nc == 3
+    assert any("anchors" in w for w in warnings_logged)
+
+
+def test_two_threads_build_the_same_models():
+    results, errors = [], []
+
+    def build():
+        try:
+            m = DetectionModel(yaml_model_load("yolov5n-triplet.yaml"), verbose=False)
+            results.append(sum(p.numel() for p in m.parameters()))
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=build) for _ in range(2)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert not errors and len(results) == 2 and results[0] == results[1]
