@@ -14,6 +14,16 @@ from ultralytics_triplet.data import make_shapes_dataset
 IMGSZ = 64  # tiny images keep every end-to-end test within seconds on 2 CPU cores
 
 
+def pytest_configure(config):
+    """The suite tests the installed package (its .pth hook, entry points and bundled files), not a bare checkout."""
+    import importlib.metadata
+
+    try:
+        importlib.metadata.distribution("ultralytics-triplet")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.exit("ultralytics-triplet is not installed: run the README's test command (scripts/test.sh)", 2)
+
+
 @pytest.fixture(scope="session")
 def shapes_data(tmp_path_factory) -> Path:
     """A 16+8 image shapes dataset at 64 px; returns its data.yaml."""

@@ -1,0 +1,88 @@
+"""The interpreter-start hook, checked in fresh interpreters as a user's processes would see it."""
+
+from __future__ import annotations
+
+import sys
+import sysconfig
+from pathlib import Path
+
+from conftest import run_python
+
+SITE = Path(sysconfig.get_paths()["purelib"])
+BUILD = "from ultralytics import YOLO; m = YOLO('yolov5n-triplet.yaml'); print(type(m.model.model[9]).__name__)"
+
+
+def test_wheel_installs_the_start_up_files():
+    assert (SITE / "ultralytics_triplet.pth").is_file()
+    assert (SITE / "ultralytics_triplet.start").read_text().strip() == "ultralytics_triplet._startup:install"
+
+
+def test_new_process_builds_triplet_yaml_without_importing_the_package(tmp_path):
+    p = run_python(BUILD, tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip().splitlines()[-1] == "TripletAttention"
+
+
+def test_hook_imports_nothing_heavy_at_start(tmp_path):
+    code = ("import sys; print(sorted(m for m in ('torch', 'numpy', 'ultralytics', 'pluggy', 'importlib.metadata') "
+            "if m in sys.modules), 'ultralytics_triplet._startup' in sys.modules)")
+    p = run_python(code, tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "[] True"
+
+
+def test_opt_out_variable_patches_nothing_until_register(tmp_path):
+    code = (
+        "import ultralytics.nn.tasks as t; print(hasattr(t, '_ultralytics_triplet_patched'));"
+        "import ultralytics_triplet; print(hasattr(t, '_ultralytics_triplet_patched'));"
+        "ultralytics_triplet.register(); print(hasattr(t, '_ultralytics_triplet_patched'));" + BUILD
+    )
+    p = run_python(code, tmp_path, ULTRALYTICS_TRIPLET_DISABLE="1")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["False", "False", "True", "TripletAttention"]
+
+
+def test_plugin_imported_after_ultralytics_patches_at_once(tmp_path):
+    code = (
+        f"import sys; sys.path.append({str(SITE)!r});"  # -S: no start-up hook, as in a locked-down interpreter
+        "from ultralytics import YOLO; YOLO('yolov5n.yaml');"  # ultralytics fully in use before the plugin
+        "import ultralytics_triplet;" + BUILD
+    )
+    p = run_python(code, tmp_path, "-S")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip().splitlines()[-1] == "TripletAttention"
+
+
+def test_explicit_import_works_when_site_hooks_are_off(tmp_path):
+    code = f"import sys; sys.path.append({str(SITE)!r}); import ultralytics_triplet;" + BUILD
+    p = run_python(code, tmp_path, "-S")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip().splitlines()[-1] == "TripletAttention"
+
+
+def _start_with_pth(tmp_path: Path, package_init: str | None) -> "subprocess.CompletedProcess":
+    """Start Python with only our .pth in a site dir; the package is absent or replaced by ``package_init``."""
+    site_dir = tmp_path / "site"
+    site_dir.mkdir()
+    (site_dir / "ultralytics_triplet.pth").write_text((SITE / "ultralytics_triplet.pth").read_text())
+    if package_init is not None:
+        (site_dir / "ultralytics_triplet").mkdir()
+        (site_dir / "ultralytics_triplet" / "__init__.py").write_text(package_init)
+    code = f"import site; site.addsitedir({str(site_dir)!r}); print('alive')"
+    return run_python(code, tmp_path, "-S")
+
+
+def test_start_up_survives_a_half_uninstalled_package(tmp_path):
+    p = _start_with_pth(tmp_path, None)
+    assert p.returncode == 0 and p.stdout.strip() == "alive" and p.stderr == ""
+
+
+def test_start_up_survives_a_package_whose_import_raises(tmp_path):
+    p = _start_with_pth(tmp_path, "raise RuntimeError('broken install')")
+    assert p.returncode == 0 and p.stdout.strip() == "alive"
+    assert p.stderr.strip().splitlines() == ["WARNING ultralytics-triplet: start-up hook skipped (RuntimeError: broken install)"]
+
+
+def test_startup_line_is_the_documented_one():
+    line = (SITE / "ultralytics_triplet.pth").read_text()
+    assert line.startswith("import ") and line.count("\n") == 1 and sys.flags.no_site == 0
