@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import sysconfig
 from pathlib import Path
 
+import pytest
 from conftest import run_python
 
 SITE = Path(sysconfig.get_paths()["purelib"])
@@ -86,3 +88,12 @@ def test_start_up_survives_a_package_whose_import_raises(tmp_path):
 def test_startup_line_is_the_documented_one():
     line = (SITE / "ultralytics_triplet.pth").read_text()
     assert line.startswith("import ") and line.count("\n") == 1 and sys.flags.no_site == 0
+
+
+@pytest.mark.skipif(os.environ.get("ULTRALYTICS_TRIPLET_TEST_WHEEL") != "1", reason="only under scripts/test.sh")
+def test_suite_runs_against_the_installed_wheel():
+    import ultralytics_triplet
+    from ultralytics_triplet.builtin import config_dir
+
+    assert Path(ultralytics_triplet.__file__).parent == SITE / "ultralytics_triplet"
+    assert config_dir() == SITE / "ultralytics_triplet" / "cfg"  # the configs travel inside the wheel

@@ -1,0 +1,13 @@
+# Sourced by test.sh and demo.sh: build the wheel and install it into a fresh virtual environment in a temporary
+# directory that is removed on exit (a venv with torch is ~5.5 GB). Sets ROOT, WORK and VENV.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/ultralytics-triplet.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+VENV="$WORK/venv"
+echo "== setting up a fresh environment in $WORK (removed on exit)"
+"${PYTHON:-python3}" -m venv "$VENV"
+"$VENV/bin/python" -m pip wheel -q --disable-pip-version-check --no-deps -w "$WORK/dist" "$ROOT"
+WHEEL=$(ls "$WORK"/dist/ultralytics_triplet-*.whl)
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check "${WHEEL}${EXTRAS:-}"
+echo "== installed $(basename "$WHEEL") with $("$VENV/bin/python" -c 'import torch, ultralytics; print(f"ultralytics {ultralytics.__version__}, torch {torch.__version__}")')"
