@@ -1,7 +1,21 @@
 #!/usr/bin/env bash
 # The README's test command: build the wheel, install it non-editable in a fresh venv, run the whole suite against
-# it (fast and slow tests). Extra arguments go to pytest, e.g. `bash scripts/test.sh -m "not slow"`.
+# it (fast and slow tests), then the compatibility subset against the oldest supported ultralytics (8.3.0).
+# Extra arguments go to pytest, e.g. `bash scripts/test.sh -m "not slow"`.
 EXTRAS="[test]"
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 cd "$ROOT/tests"  # not the repo root: the tests must import the installed package, not the checkout
-ULTRALYTICS_TRIPLET_TEST_WHEEL=1 OMP_NUM_THREADS=2 "$VENV/bin/python" -m pytest -p no:cacheprovider -ra --durations=10 "$@"
+export ULTRALYTICS_TRIPLET_TEST_WHEEL=1 OMP_NUM_THREADS=2
+PYTEST=("$VENV/bin/python" -m pytest -p no:cacheprovider -ra --durations=5)
+NEWEST=$("$VENV/bin/python" -c 'import ultralytics; print(ultralytics.__version__)')
+
+echo "== suite against ultralytics $NEWEST"
+ULTRALYTICS_TRIPLET_EXPECT_ULTRALYTICS=$NEWEST "${PYTEST[@]}" "$@"
+
+OLDEST=8.3.0  # first release with YOLO11; installed beside the newest, reusing the same torch
+echo "== compatibility subset against ultralytics $OLDEST"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --target "$WORK/ultralytics-$OLDEST" \
+    "ultralytics==$OLDEST"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check tqdm pandas seaborn py-cpuinfo  # 8.3.0's extra needs
+PYTHONPATH="$WORK/ultralytics-$OLDEST" ULTRALYTICS_TRIPLET_EXPECT_ULTRALYTICS=$OLDEST "${PYTEST[@]}" \
+    test_registration.py test_startup.py test_e2e.py test_reliability.py -k "not export" "$@"

@@ -43,6 +43,11 @@ def run_python(code: str, cwd: Path, *args: str, timeout: int = 600, **env: str)
     return run([sys.executable, *args, "-c", code], cwd, timeout=timeout, **env)
 
 
+def said(p: subprocess.CompletedProcess) -> list[str]:
+    """The lines a subprocess printed with ``print("@@", ...)``: its answers, apart from ultralytics' own logging."""
+    return [line[3:] for line in p.stdout.splitlines() if line.startswith("@@ ")]
+
+
 def run(cmd: list[str], cwd: Path, timeout: int = 600, **env: str) -> subprocess.CompletedProcess:
     """Run ``cmd`` in ``cwd`` with a clean environment; output captured as text."""
     return subprocess.run(cmd, cwd=cwd, env=clean_env(**env), capture_output=True, text=True, timeout=timeout)

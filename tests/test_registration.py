@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import types
 from contextlib import contextmanager
 
 import pytest
@@ -15,7 +16,8 @@ from ultralytics.nn.tasks import DetectionModel, yaml_model_load
 
 import ultralytics_triplet
 from ultralytics_triplet import TripletAttention, get_plugin_manager, hookimpl, register
-from ultralytics_triplet.patch import UnknownModuleError, sync
+from conftest import run_python, said
+from ultralytics_triplet.patch import IncompatibleUltralyticsError, UnknownModuleError, install, sync
 
 
 @pytest.fixture
@@ -193,12 +195,24 @@ def test_registering_twice_is_harmless():
     assert first.modules == second.modules
 
 
+needs_safe_load = pytest.mark.skipif(not hasattr(tasks, "_SafeLoad"), reason="restricted loading arrived in 8.4")
+
+
+@needs_safe_load
 def test_restricted_loading_allows_the_module_and_its_children():
     register()
     tasks._SafeLoad._registry = tasks._SafeLoad._build()  # as a first restricted load would build it
     names = set(tasks._SafeLoad._registry)
     for cls in ("TripletAttention", "AttentionGate", "ConvBN", "GateBatchNorm2d"):
         assert f"ultralytics_triplet.nn.{cls}" in names
+
+
+def test_moved_ultralytics_internals_fail_with_one_clear_message():
+    fake = types.ModuleType("ultralytics.nn.tasks")
+    fake.check_yaml = fake.yaml_model_load = lambda *a: None  # parse_model is gone
+    with pytest.raises(IncompatibleUltralyticsError, match=r"no ultralytics.nn.tasks.parse_model; .*supports ultralytics>=8.3.0,<8.5"):
+        install(fake)
+    assert not hasattr(fake, "_ultralytics_triplet_patched")
 
 
 def test_yolov5_repo_yaml_with_anchors_is_converted_with_a_warning(warnings_logged):
@@ -229,3 +243,39 @@ def test_two_threads_build_the_same_models():
     [t.start() for t in threads]
     [t.join() for t in threads]
     assert not errors and len(results) == 2 and results[0] == results[1]
+
+
+@pytest.fixture
+def installed_plugins(tmp_path):
+    """A directory that, on PYTHONPATH, looks like two installed third-party plugins: one broken, one clashing."""
+    site = tmp_path / "plugins"
+    dist = site / "fake_plugins-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-plugins\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[ultralytics_triplet]\nbroken = broken_plugin\nclashing = clashing_plugin\n")
+    (site / "broken_plugin.py").write_text("raise ImportError('this plugin is broken')\n")
+    (site / "clashing_plugin.py").write_text(
+        "from torch import nn\nfrom ultralytics_triplet import hookimpl\n"
+        "class TripletAttention(nn.Module):\n    pass\n"
+        "class Doubler(nn.Module):\n    def forward(self, x):\n        return 2 * x\n"
+        "@hookimpl\ndef register_modules():\n    return [TripletAttention, Doubler]\n")
+    return site
+
+
+def test_broken_and_clashing_entry_point_plugins_cost_a_warning_each(installed_plugins, tmp_path):
+    code = ("from ultralytics import YOLO; m = YOLO('yolov5n-triplet.yaml');"
+            "import ultralytics.nn.tasks as t; print('@@', type(m.model.model[9]).__module__, hasattr(t, 'Doubler'))")
+    p = run_python(code, tmp_path, PYTHONPATH=str(installed_plugins))
+    assert p.returncode == 0, p.stderr
+    assert said(p) == ["ultralytics_triplet.nn True"]  # ours kept, the clashing plugin's other module loaded
+    log = p.stdout + p.stderr
+    assert "plugin 'broken' (broken_plugin) failed to load and was skipped: ImportError: this plugin is broken" in log
+    assert "'TripletAttention' from plugin 'clashing'" in log and "keeping 'triplet'" in log
+
+
+def test_plugins_variable_limits_which_plugins_load(installed_plugins, tmp_path):
+    code = "import ultralytics_triplet as u; print('@@', sorted(u.registry().owners.values()))"
+    p = run_python(code, tmp_path, PYTHONPATH=str(installed_plugins), ULTRALYTICS_TRIPLET_PLUGINS="clashing")
+    assert p.returncode == 0, p.stderr
+    assert said(p) == ["['clashing', 'triplet']"] and "broken" not in p.stdout + p.stderr

@@ -8,10 +8,10 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from conftest import run_python
+from conftest import run_python, said
 
 SITE = Path(sysconfig.get_paths()["purelib"])
-BUILD = "from ultralytics import YOLO; m = YOLO('yolov5n-triplet.yaml'); print(type(m.model.model[9]).__name__)"
+BUILD = "from ultralytics import YOLO; m = YOLO('yolov5n-triplet.yaml'); print('@@', type(m.model.model[9]).__name__)"
 
 
 def test_wheel_installs_the_start_up_files():
@@ -22,26 +22,26 @@ def test_wheel_installs_the_start_up_files():
 def test_new_process_builds_triplet_yaml_without_importing_the_package(tmp_path):
     p = run_python(BUILD, tmp_path)
     assert p.returncode == 0, p.stderr
-    assert p.stdout.strip().splitlines()[-1] == "TripletAttention"
+    assert said(p)[-1] == "TripletAttention"
 
 
 def test_hook_imports_nothing_heavy_at_start(tmp_path):
-    code = ("import sys; print(sorted(m for m in ('torch', 'numpy', 'ultralytics', 'pluggy', 'importlib.metadata') "
+    code = ("import sys; print('@@', sorted(m for m in ('torch', 'numpy', 'ultralytics', 'pluggy', 'importlib.metadata') "
             "if m in sys.modules), 'ultralytics_triplet._startup' in sys.modules)")
     p = run_python(code, tmp_path)
     assert p.returncode == 0, p.stderr
-    assert p.stdout.strip() == "[] True"
+    assert said(p) == ["[] True"]
 
 
 def test_opt_out_variable_patches_nothing_until_register(tmp_path):
     code = (
-        "import ultralytics.nn.tasks as t; print(hasattr(t, '_ultralytics_triplet_patched'));"
-        "import ultralytics_triplet; print(hasattr(t, '_ultralytics_triplet_patched'));"
-        "ultralytics_triplet.register(); print(hasattr(t, '_ultralytics_triplet_patched'));" + BUILD
+        "import ultralytics.nn.tasks as t; print('@@', hasattr(t, '_ultralytics_triplet_patched'));"
+        "import ultralytics_triplet; print('@@', hasattr(t, '_ultralytics_triplet_patched'));"
+        "ultralytics_triplet.register(); print('@@', hasattr(t, '_ultralytics_triplet_patched'));" + BUILD
     )
     p = run_python(code, tmp_path, ULTRALYTICS_TRIPLET_DISABLE="1")
     assert p.returncode == 0, p.stderr
-    assert p.stdout.split() == ["False", "False", "True", "TripletAttention"]
+    assert said(p) == ["False", "False", "True", "TripletAttention"]
 
 
 def test_plugin_imported_after_ultralytics_patches_at_once(tmp_path):
@@ -52,14 +52,14 @@ def test_plugin_imported_after_ultralytics_patches_at_once(tmp_path):
     )
     p = run_python(code, tmp_path, "-S")
     assert p.returncode == 0, p.stderr
-    assert p.stdout.strip().splitlines()[-1] == "TripletAttention"
+    assert said(p)[-1] == "TripletAttention"
 
 
 def test_explicit_import_works_when_site_hooks_are_off(tmp_path):
     code = f"import sys; sys.path.append({str(SITE)!r}); import ultralytics_triplet;" + BUILD
     p = run_python(code, tmp_path, "-S")
     assert p.returncode == 0, p.stderr
-    assert p.stdout.strip().splitlines()[-1] == "TripletAttention"
+    assert said(p)[-1] == "TripletAttention"
 
 
 def _start_with_pth(tmp_path: Path, package_init: str | None) -> "subprocess.CompletedProcess":
@@ -71,7 +71,7 @@ def _start_with_pth(tmp_path: Path, package_init: str | None) -> "subprocess.Com
         (site_dir / "ultralytics_triplet").mkdir()
         (site_dir / "ultralytics_triplet" / "__init__.py").write_text(package_init)
     code = f"import site; site.addsitedir({str(site_dir)!r}); print('alive')"
-    return run_python(code, tmp_path, "-S")
+    return run_python(code, tmp_path, "-S", PYTHONPATH="")
 
 
 def test_start_up_survives_a_half_uninstalled_package(tmp_path):

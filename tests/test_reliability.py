@@ -1,0 +1,71 @@
+"""Processes that never import this package, interrupted runs, and the ultralytics release under test."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import IMGSZ, clean_env, run_python, said
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.skipif("ULTRALYTICS_TRIPLET_EXPECT_ULTRALYTICS" not in os.environ, reason="set by scripts/test.sh")
+def test_runs_against_the_ultralytics_release_ci_asked_for(tmp_path):
+    import ultralytics
+
+    expected = os.environ["ULTRALYTICS_TRIPLET_EXPECT_ULTRALYTICS"]
+    assert ultralytics.__version__ == expected
+    p = run_python("import ultralytics; print('@@', ultralytics.__version__)", tmp_path)
+    assert said(p) == [expected]  # subprocesses (the yolo CLI, workers) see the same release
+
+
+def test_ddp_worker_script_trains_without_importing_the_package(shapes_data, tmp_path):
+    """ultralytics writes this script for every multi-GPU run and starts it in fresh interpreters."""
+    from ultralytics.models.yolo.detect import DetectionTrainer
+    from ultralytics.utils.dist import generate_ddp_file
+
+    trainer = DetectionTrainer(overrides=dict(
+        model="yolov5n-triplet.yaml", data=str(shapes_data), epochs=1, imgsz=IMGSZ, batch=8, workers=0,
+        device="cpu", project=str(tmp_path), name="ddp", plots=False, exist_ok=True))
+    assert trainer.model == "yolov5n-triplet.yaml"  # the worker builds the model from the YAML name itself
+    script = generate_ddp_file(trainer)
+    try:
+        source = open(script).read()
+        assert "ultralytics_triplet" not in source
+        p = subprocess.run([sys.executable, script], cwd=tmp_path, env=clean_env(), capture_output=True, text=True,
+                           timeout=600)
+    finally:
+        for leftover in (Path(script), Path(script).with_suffix(".pt")):
+            leftover.unlink(missing_ok=True)
+    assert p.returncode == 0, p.stderr[-3000:]
+    ckpt = torch.load(tmp_path / "ddp" / "weights" / "last.pt", map_location="cpu", weights_only=False)
+    assert type((ckpt["ema"] or ckpt["model"]).model[9]).__name__ == "TripletAttention"
+
+
+def test_sigint_leaves_a_loadable_resumable_last_pt(shapes_data, tmp_path):
+    code = ("from ultralytics import YOLO; YOLO('yolov5n-triplet.yaml').train("
+            f"data={str(shapes_data)!r}, epochs=4, imgsz={IMGSZ}, batch=8, workers=0, device='cpu', "
+            f"project={str(tmp_path)!r}, name='int', plots=False)")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, env=clean_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    last = tmp_path / "int" / "weights" / "last.pt"
+    deadline = time.time() + 300
+    while not last.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)  # as Ctrl-C would, right after the first checkpoint appears
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0, "training finished before the interrupt; the test proved nothing"
+    ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    assert ckpt["epoch"] < 3 and ckpt["optimizer"] is not None  # an unfinished, resumable checkpoint
+    p = run_python(f"from ultralytics import YOLO; YOLO({str(last)!r}).train(resume=True)", tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    rows = (tmp_path / "int" / "results.csv").read_text().strip().splitlines()
+    assert len(rows) == 1 + 4  # header and all four epochs
