@@ -1,0 +1,321 @@
+"""Compare two models side by side: layers, parameters, GFLOPs and CPU latency, as a table and a bar chart.
+
+Examples:
+    >>> from ultralytics_triplet.compare import compare_models, format_table, plot_comparison
+    >>> rows = compare_models("yolov5n.yaml", "yolov5n-triplet.yaml", imgsz=320, runs=10)
+    >>> print(format_table(rows))
+    >>> plot_comparison(rows, "compare.png")
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ("compare_models", "format_table", "load_model", "model_stats", "plot_comparison")
+
+_TASK_MODELS = {
+    "detect": "DetectionModel",
+    "segment": "SegmentationModel",
+    "pose": "PoseModel",
+    "obb": "OBBModel",
+    "classify": "ClassificationModel",
+}
+
+
+def _first_line(e: BaseException) -> str:
+    """An exception's message on one line (its first line, or its type name when it has none)."""
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+def build_from_yaml(cfg: str | Path | dict, nc: int | None = None) -> nn.Module:
+    """Build the ultralytics task model a model YAML describes (bare names resolve as ultralytics resolves them).
+
+    Args:
+        cfg (str | Path | dict): Model YAML name or path (``yolov5n-triplet.yaml`` is ``yolov5-triplet.yaml`` at
+            scale ``n``), or a model dict.
+        nc (int | None): Number of classes, overriding the YAML's ``nc``.
+
+    Returns:
+        (nn.Module): A ``DetectionModel`` (or the segment/pose/obb/classify model the YAML's head implies).
+
+    Raises:
+        FileNotFoundError: If the YAML does not exist.
+        ValueError: If the YAML does not build into a model.
+    """
+    import ultralytics.nn.tasks as tasks
+
+    from .patch import register
+
+    register()
+    if isinstance(cfg, dict):
+        d = copy.deepcopy(cfg)
+    else:
+        name = str(cfg)
+        if Path(name).suffix.lower() not in {".yaml", ".yml"}:
+            raise ValueError(f"'{name}' is not a model YAML (.yaml/.yml)")
+        if Path(name).name != name and not Path(name).is_file():  # a path (not a bare name) that is not there
+            raise FileNotFoundError(f"model YAML '{name}' not found")
+        try:
+            d = tasks.yaml_model_load(name)
+        except FileNotFoundError:
+            msg = f"model YAML '{name}' not found (neither a file nor a name ultralytics knows)"
+            raise FileNotFoundError(msg) from None
+        except Exception as e:
+            raise ValueError(f"'{name}' is not a readable model YAML: {_first_line(e)}") from None
+    if not isinstance(d, dict) or not isinstance(d.get("backbone"), list) or not isinstance(d.get("head"), list):
+        raise ValueError(f"'{cfg}' is not a model YAML: it needs 'backbone' and 'head' lists")
+    if nc is not None:
+        d["nc"] = int(nc)  # set here rather than by the nc argument, which logs an 'Overriding' line
+    try:
+        task = tasks.guess_model_task(d)
+        cls = getattr(tasks, _TASK_MODELS.get(task, "DetectionModel"))
+        return cls(d, verbose=False)
+    except Exception as e:
+        raise ValueError(f"'{cfg}' does not build into a model: {type(e).__name__}: {_first_line(e)}") from None
+
+
+def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
+    """Load an ultralytics checkpoint from a local file (never downloads); return its float32 model and the dict.
+
+    Raises:
+        FileNotFoundError: If ``path`` is not a file.
+        ValueError: If the file is not a readable ultralytics checkpoint.
+    """
+    from ultralytics.nn.tasks import load_checkpoint as _load
+
+    from .patch import register
+
+    register()
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint '{path}' not found (or not a file)")
+    try:
+        model, ckpt = _load(str(path), device="cpu")
+    except Exception as e:
+        raise ValueError(f"'{path}' is not a readable ultralytics checkpoint: {_first_line(e)}") from None
+    return model, ckpt
+
+
+def load_model(source: str | Path | nn.Module) -> nn.Module:
+    """Return a float32 model in eval mode on the CPU from a ``.pt`` checkpoint, a model YAML or a module.
+
+    Raises:
+        FileNotFoundError: If a named file does not exist.
+        ValueError: If the file is neither a readable checkpoint nor a buildable model YAML.
+    """
+    if isinstance(source, nn.Module):
+        from ultralytics.engine.model import Model
+
+        model = source.model if isinstance(source, Model) else source  # YOLO(...) wraps the network
+        return model.float().eval().cpu()
+    suffix = Path(str(source)).suffix.lower()
+    if suffix == ".pt":
+        return load_checkpoint(source)[0].float().eval().cpu()
+    if suffix in {".yaml", ".yml"}:
+        return build_from_yaml(source).float().eval().cpu()
+    raise ValueError(f"'{source}' is neither a .pt checkpoint nor a .yaml model config")
+
+
+def model_stats(model: nn.Module, imgsz: int = 640) -> dict[str, Any]:
+    """Layers (leaf modules, as ultralytics counts them), parameters and GFLOPs of ``model`` at ``imgsz``."""
+    from ultralytics.utils.torch_utils import get_flops
+
+    return {
+        "layers": sum(1 for m in model.modules() if len(m._modules) == 0),
+        "rows": len(getattr(model, "model", [])) if isinstance(getattr(model, "model", None), nn.Sequential) else None,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "gflops": get_flops(model, imgsz),
+    }
+
+
+def _input_channels(model: nn.Module) -> int:
+    """Input channels of a model (its first conv's), 3 when unknown."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            return m.in_channels
+    return 3
+
+
+def _latencies(models: list[nn.Module], imgsz: int, runs: int, warmup: int, progress: bool) -> list[list[float]]:
+    """Time ``runs`` forward passes of each model, interleaved (A, B, A, B, ...), after ``warmup`` passes each."""
+    from ultralytics.utils import TQDM
+
+    inputs = [torch.rand(1, _input_channels(m), imgsz, imgsz) for m in models]
+    times: list[list[float]] = [[] for _ in models]
+    with torch.inference_mode():
+        for _ in range(warmup):
+            for m, x in zip(models, inputs):
+                m(x)
+        for _ in TQDM(range(runs), desc="CPU latency", disable=not progress, total=runs):
+            for k, (m, x) in enumerate(zip(models, inputs)):
+                t0 = time.perf_counter()
+                m(x)
+                times[k].append((time.perf_counter() - t0) * 1000)
+    return times
+
+
+def compare_models(
+    a: str | Path | nn.Module,
+    b: str | Path | nn.Module,
+    imgsz: int = 640,
+    runs: int = 20,
+    threads: int = 1,
+    warmup: int = 2,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Measure two models the same way; return one dict per model.
+
+    Parameters and GFLOPs are those of the models as built (unfused, like ultralytics' summary line). Latency is the
+    median over ``runs`` batch-1 forward passes on the CPU at ``imgsz`` of the fused (Conv+BN) models in eval mode,
+    timed in one process with A and B interleaved so drifting load affects both alike, with
+    ``torch.set_num_threads(threads)`` for the measurement (restored afterwards).
+
+    Args:
+        a (str | Path | nn.Module): First model: ``.yaml`` (bare names resolve through ultralytics), ``.pt`` or module.
+        b (str | Path | nn.Module): Second model, likewise.
+        imgsz (int): Square input size for GFLOPs and latency.
+        runs (int): Timed forward passes per model (>= 1).
+        threads (int): CPU threads for the latency measurement (>= 1).
+        warmup (int): Untimed passes per model first.
+        progress (bool): Show a progress bar while timing.
+
+    Returns:
+        (list[dict]): For A then B: ``name``, ``source``, ``layers``, ``rows``, ``parameters``, ``gflops``,
+            ``latency_ms`` (median), ``latency_min_ms``, ``latency_max_ms``, ``runs``, ``threads``, ``imgsz``.
+
+    Raises:
+        ValueError: On bad ``imgsz``/``runs``/``threads`` or a model that cannot be loaded.
+        FileNotFoundError: If a model file does not exist.
+    """
+    for what, v, low in (("imgsz", imgsz, 32), ("runs", runs, 1), ("threads", threads, 1)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise ValueError(f"{what} must be an integer >= {low}, got {v!r}")
+    if imgsz % 32:
+        raise ValueError(f"imgsz must be a multiple of 32 (the models' largest stride), got {imgsz}")
+    sources = [a, b]
+    for s in sources:  # cheap checks of both before building either
+        _precheck(s)
+    models = [load_model(s) for s in sources]
+    names = [_display_name(s) for s in sources]
+    if names[0] == names[1]:
+        names = [f"A: {names[0]}", f"B: {names[1]}"]
+    rows = [{"name": n, "source": str(s) if not isinstance(s, nn.Module) else type(s).__name__} for n, s in
+            zip(names, sources)]
+    for row, m in zip(rows, models):
+        row.update(model_stats(m, imgsz))
+
+    fused = []
+    for m in models:
+        f = copy.deepcopy(m)
+        if hasattr(f, "fuse"):
+            f = f.fuse(verbose=False)
+        fused.append(f.eval())
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        times = _latencies(fused, imgsz, runs, warmup, progress)
+    finally:
+        torch.set_num_threads(previous)
+    for row, t in zip(rows, times):
+        row.update(
+            latency_ms=statistics.median(t), latency_min_ms=min(t), latency_max_ms=max(t), runs=runs,
+            threads=threads, imgsz=imgsz,
+        )
+    return rows
+
+
+def _precheck(source: Any) -> None:
+    """Raise for a model source that cannot work: a wrong suffix, or a named checkpoint/YAML path that is missing."""
+    if isinstance(source, nn.Module):
+        return
+    path = Path(str(source))
+    suffix = path.suffix.lower()
+    if suffix not in {".pt", ".yaml", ".yml"}:
+        raise ValueError(f"'{source}' is neither a .pt checkpoint nor a .yaml model config")
+    if (suffix == ".pt" or path.name != str(source)) and not path.is_file():
+        raise FileNotFoundError(f"'{source}' not found (or not a file)")
+
+
+def _display_name(source: Any) -> str:
+    """Short label of a model source: the file name, or the module class name."""
+    return type(source).__name__ if isinstance(source, nn.Module) else Path(str(source)).name
+
+
+def _delta(a: float, b: float, fmt: str) -> str:
+    """Format ``b - a`` with a sign, and the relative change when ``a`` is non-zero."""
+    d = b - a
+    rel = f" ({d / a:+.2%})" if a else ""
+    return f"{d:+{fmt}}{rel}"
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """Render :func:`compare_models` rows (A, B) as a fixed-width text table with a B − A column."""
+    a, b = rows
+    lines = [
+        ("YAML rows", "rows", "d"),
+        ("layers", "layers", ",d"),
+        ("parameters", "parameters", ",d"),
+        (f"GFLOPs @{a['imgsz']}", "gflops", ".3f"),
+        (f"CPU latency ms (median of {a['runs']}, {a['threads']} thread{'s' * (a['threads'] > 1)})", "latency_ms",
+         ".2f"),
+        ("CPU latency ms (min)", "latency_min_ms", ".2f"),
+    ]
+    table = [("", a["name"], b["name"], "B - A")]
+    for label, key, fmt in lines:
+        if a.get(key) is None or b.get(key) is None:
+            continue
+        table.append((label, format(a[key], fmt), format(b[key], fmt), _delta(a[key], b[key], fmt.lstrip(","))))
+    widths = [max(len(r[i]) for r in table) for i in range(4)]
+    out = []
+    for k, r in enumerate(table):
+        out.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+        if k == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def plot_comparison(rows: list[dict[str, Any]], out: str | Path) -> Path:
+    """Draw parameters, GFLOPs and median CPU latency of the compared models as bar charts into a PNG.
+
+    Args:
+        rows (list[dict]): Output of :func:`compare_models` (or any rows with ``name``, ``parameters``, ``gflops``
+            and ``latency_ms``).
+        out (str | Path): Destination ``.png``; parent folders are created.
+
+    Returns:
+        (Path): The written file.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    names = [r["name"] for r in rows]
+    panels = [
+        ("Parameters (M)", [r["parameters"] / 1e6 for r in rows], [f"{r['parameters']:,}" for r in rows]),
+        (f"GFLOPs @{rows[0].get('imgsz', '?')}", [r["gflops"] for r in rows], [f"{r['gflops']:.3f}" for r in rows]),
+        ("CPU latency, median (ms)", [r["latency_ms"] for r in rows], [f"{r['latency_ms']:.1f}" for r in rows]),
+    ]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8))
+    colors = ["#4C72B0", "#DD8452", "#55A868", "#C44E52"]
+    for ax, (title, values, labels) in zip(axes, panels):
+        bars = ax.bar(range(len(values)), values, color=colors[: len(values)])
+        ax.set_xticks(range(len(values)), names, rotation=12, ha="right", fontsize=8)
+        ax.set_title(title, fontsize=10)
+        ax.bar_label(bars, labels=labels, fontsize=8)
+        ax.margins(y=0.15)
+    threads = rows[0].get("threads")
+    fig.suptitle(f"Model comparison (CPU, {threads} thread{'s' * ((threads or 1) > 1)})", fontsize=11)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
