@@ -18,12 +18,17 @@ Each gate holds 2·k² conv weights and 2 BN affine parameters: 300 parameters a
 The fast path: a rotated gate only needs ``x`` pooled along one axis, which is a small tensor, and its output is
 ``x`` times a broadcast gate. So no full-size permuted copy of ``x`` is ever made; the pooled maps are laid out the
 way the official implementation's rotated tensors are, so its weights load unchanged (strict state-dict keys).
+In eager mode the two full-size steps (pool, scale) are custom autograd Functions (``_fused.py``) that keep only
+``x`` and pooled-size tensors for backward, and a long thin gate's conv runs as one GEMM when no gradient is needed;
+scripting, tracing, ONNX export and ``torch.compile`` see the plain ops of ``gates()`` and ``forward``.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from ._fused import gate_conv, triplet_scale, use_fused, zpool3
 
 __all__ = ("AttentionGate", "ConvBN", "GateBatchNorm2d", "TripletAttention", "zpool")
 
@@ -88,6 +93,16 @@ class AttentionGate(nn.Module):
         return self.conv(pooled).sigmoid()
 
 
+def _gate(gate: AttentionGate, pooled: torch.Tensor) -> torch.Tensor:
+    """The gate as a module call (training: autograd through conv, BN, sigmoid)."""
+    return gate(pooled)
+
+
+def _gate_no_grad(gate: AttentionGate, pooled: torch.Tensor) -> torch.Tensor:
+    """The same gate without autograd: its conv through ``gate_conv``, which is faster on long thin maps."""
+    return gate.conv.bn(gate_conv(pooled, gate.conv.conv.weight)).sigmoid()
+
+
 class TripletAttention(nn.Module):
     """Triplet Attention (Misra et al., WACV 2021): three rotated gates, averaged.
 
@@ -141,11 +156,27 @@ class TripletAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Scale ``x`` by the average of its gates; the output has the shape of ``x``."""
+        if not torch.jit.is_scripting():  # TorchScript compiles only the plain formulation below
+            if use_fused(x):
+                return self._forward_fused(x)
         g = self.gates(x)
         scale = g["cw"] + g["hc"]
         if not self.no_spatial:
             scale = scale + g["hw"]
         return x * (scale / len(g))
+
+    @torch.jit.unused
+    def _forward_fused(self, x: torch.Tensor) -> torch.Tensor:
+        """``forward`` with the memory-lean Functions: same gates, same result, only small tensors saved."""
+        grad = torch.is_grad_enabled()
+        handoff = []  # lets the pooling's backward add into the product's fresh input-gradient buffer
+        # Pooled maps channels-last when training: oneDNN's conv backward is several times faster on that layout.
+        x, *pooled = zpool3(x, not self.no_spatial, grad, handoff)
+        gate = _gate if grad else _gate_no_grad
+        g_cw = gate(self.cw, pooled[0]).transpose(1, 2)  # (B,1,C,W) -> (B,C,1,W)
+        g_hc = gate(self.hc, pooled[1]).permute(0, 3, 2, 1)  # (B,1,H,C) -> (B,C,H,1)
+        g_hw = None if self.no_spatial else gate(self.hw, pooled[2])  # (B,1,H,W)
+        return triplet_scale(x, g_cw, g_hc, g_hw, 1 / len(pooled), handoff)
 
     def extra_repr(self) -> str:
         """Show the arguments in ``print(model)``."""

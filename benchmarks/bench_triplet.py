@@ -1,0 +1,383 @@
+"""TripletAttention vs a plain copy of the official (permute-based) module, side by side in one process.
+
+Usage:
+    python benchmarks/bench_triplet.py            # full run (about 30 s on 2 idle cores)
+    python benchmarks/bench_triplet.py --quick    # a short run
+    python benchmarks/bench_triplet.py --threads 4 --skip-networks
+
+Per feature map (batch 8, float32, CPU): median and min-max wall time of an inference forward and of a training step
+(forward + backward), official vs ours, timed interleaved (one call of each in turn, repeated), their ratio, each time
+as a multiple of one full read+write pass over the map (``x * 1.0``), and the bytes autograd keeps for backward
+(every saved tensor's storage counted once, the input's excluded). Then whole yolov5s networks with attention after
+the last backbone C3 (the row before SPPF) and after every C3, each with the official module and with ours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+TARGETS = {"forward": 3.0, "train": 2.5, "saved": 0.2, "floor": 3.0}
+MAPS = [(64, 80, 80), (256, 40, 40), (512, 20, 20)]
+
+
+def parse_args() -> argparse.Namespace:
+    """Command-line options."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="fewer repetitions and a smaller network section")
+    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (also OMP/MKL_NUM_THREADS)")
+    p.add_argument("--batch", type=int, default=8, help="batch size of the feature-map rows")
+    p.add_argument("--reps", type=int, default=None, help="timed repetitions per feature-map row")
+    p.add_argument("--skip-networks", action="store_true", help="only the feature-map rows")
+    return p.parse_args()
+
+
+ARGS = parse_args()
+ROOT = Path(__file__).resolve().parents[1]
+# Before torch (and ultralytics, which sets OMP_NUM_THREADS=1 when it is unset) is imported.
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = str(ARGS.threads)
+# Benchmark this checkout's package. An installed copy's start-up hook (.pth) may have imported itself already;
+# then start again with the checkout first on PYTHONPATH, so the hook imports the checkout instead.
+_loaded = sys.modules.get("ultralytics_triplet")
+if _loaded is not None and ROOT not in Path(_loaded.__file__).resolve().parents:
+    if os.environ.get("_TRIPLET_BENCH_REEXEC"):
+        sys.exit(f"cannot import ultralytics_triplet from {ROOT}; it comes from {_loaded.__file__}")
+    _pp = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    os.environ.update(PYTHONPATH=_pp, _TRIPLET_BENCH_REEXEC="1")
+    os.execv(sys.executable, [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]])
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from ultralytics_triplet.nn import TripletAttention  # noqa: E402
+
+torch.set_num_threads(ARGS.threads)
+
+
+# --- the official module, transcribed: full-size permuted copies, torch.max Z-pool, in-place sigmoid -------------
+class OfficialBasicConv(nn.Module):
+    """Conv (no bias) + BatchNorm(eps=1e-5, momentum=0.01), no activation: the official gate's conv."""
+
+    def __init__(self, k: int = 7):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 1, k, padding=(k - 1) // 2, bias=False)
+        self.bn = nn.BatchNorm2d(1, eps=1e-5, momentum=0.01, affine=True)
+
+    def forward(self, x):
+        return self.bn(self.conv(x))
+
+
+class OfficialZPool(nn.Module):
+    """Max and mean over dim 1, concatenated."""
+
+    def forward(self, x):
+        return torch.cat((torch.max(x, 1)[0].unsqueeze(1), torch.mean(x, 1).unsqueeze(1)), dim=1)
+
+
+class OfficialGate(nn.Module):
+    """Z-pool, conv, BN, sigmoid, multiply: on an already rotated tensor."""
+
+    def __init__(self, k: int = 7):
+        super().__init__()
+        self.compress = OfficialZPool()
+        self.conv = OfficialBasicConv(k)
+
+    def forward(self, x):
+        return x * torch.sigmoid_(self.conv(self.compress(x)))
+
+
+class OfficialTriplet(nn.Module):
+    """The official TripletAttention forward: rotate with permute().contiguous(), gate, rotate back, average."""
+
+    def __init__(self, c1=None, no_spatial: bool = False):
+        super().__init__()
+        self.cw, self.hc, self.no_spatial = OfficialGate(), OfficialGate(), no_spatial
+        if not no_spatial:
+            self.hw = OfficialGate()
+
+    def forward(self, x):
+        x_out11 = self.cw(x.permute(0, 2, 1, 3).contiguous()).permute(0, 2, 1, 3).contiguous()
+        x_out21 = self.hc(x.permute(0, 3, 2, 1).contiguous()).permute(0, 3, 2, 1).contiguous()
+        if not self.no_spatial:
+            return 1 / 3 * (self.hw(x) + x_out11 + x_out21)
+        return 1 / 2 * (x_out11 + x_out21)
+
+
+# --- measurement helpers --------------------------------------------------------------------------------------
+def timed(fn) -> float:
+    """Wall time of one call, in ms."""
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1e3
+
+
+def interleaved(fns: dict, reps: int, warmup: int = 2) -> dict[str, list[float]]:
+    """Time each callable ``reps`` times, one call of each in turn so drifts and neighbours hit all alike."""
+    for _ in range(warmup):
+        for f in fns.values():
+            f()
+    out = {k: [] for k in fns}
+    for _ in range(reps):
+        for k, f in fns.items():
+            out[k].append(timed(f))
+    return out
+
+
+def saved_bytes(module: nn.Module, x: torch.Tensor) -> int:
+    """Bytes autograd keeps for backward of ``module(x)``: each storage once, the input's storage excluded."""
+    seen = {x.untyped_storage().data_ptr()}
+    total = 0
+
+    def pack(t):
+        nonlocal total
+        s = t.untyped_storage()
+        if s.data_ptr() not in seen:
+            seen.add(s.data_ptr())
+            total += s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y = module(x)
+    del y
+    return total
+
+
+def geomean(xs) -> float:
+    """Geometric mean."""
+    return math.exp(sum(math.log(v) for v in xs) / len(xs))
+
+
+def fmt_ms(ts: list[float]) -> str:
+    """'median (min-max)' in ms."""
+    return f"{statistics.median(ts):7.2f} ({min(ts):6.2f}-{max(ts):6.2f})"
+
+
+def machine() -> str:
+    """CPU model, cores, threads and library versions."""
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        import ultralytics
+
+        ul = ultralytics.__version__
+    except Exception:  # the network section is optional
+        ul = "not installed"
+    return (
+        f"{cpu}, {os.cpu_count()} cores visible, torch threads {torch.get_num_threads()}, "
+        f"cpu capability {torch.backends.cpu.get_cpu_capability()}; torch {torch.__version__}, ultralytics {ul}, "
+        f"python {platform.python_version()}"
+    )
+
+
+# --- per-feature-map rows -------------------------------------------------------------------------------------
+def bench_map(c: int, h: int, w: int, reps: int) -> dict:
+    """Official vs ours on one (batch, c, h, w) map."""
+    torch.manual_seed(0)
+    off, ours = OfficialTriplet(), TripletAttention()
+    ours.load_state_dict(off.state_dict(), strict=True)
+    x = torch.randn(ARGS.batch, c, h, w)
+    grad = torch.randn_like(x)
+    xo, xu = x.clone().requires_grad_(), x.clone().requires_grad_()
+
+    def infer(m):
+        def f():
+            m.eval()
+            with torch.inference_mode():
+                m(x)
+
+        return f
+
+    def train(m, xi):
+        def f():
+            m.train()
+            xi.grad = None
+            m.zero_grad(set_to_none=True)
+            m(xi).backward(grad)
+
+        return f
+
+    def floor():
+        x * 1.0
+
+    fns = {
+        "floor": floor,
+        "fwd_off": infer(off),
+        "fwd_ours": infer(ours),
+        "train_off": train(off, xo),
+        "train_ours": train(ours, xu),
+    }
+    t = interleaved(fns, reps)
+    off.train(), ours.train()
+    return {
+        "shape": (c, h, w),
+        "t": t,
+        "saved_off": saved_bytes(off, xo),
+        "saved_ours": saved_bytes(ours, xu),
+        "bytes": x.numel() * x.element_size(),
+    }
+
+
+def report_maps(rows: list[dict]) -> list[str]:
+    """Table lines for the feature-map rows, then geometric means vs targets."""
+    med = lambda r, k: statistics.median(r["t"][k])  # noqa: E731
+    lines = [
+        f"Feature maps: batch {ARGS.batch}, float32, official = permute-based copy; times in ms, median (min-max);",
+        "'floor' = x * 1.0 (one read + one write of the map); xF = time as a multiple of the floor",
+        "",
+        f"{'map CxHxW':<12} {'pass':<8} {'floor ms':>8} {'official':>24} {'ours':>24} {'speedup':>8} "
+        f"{'off xF':>7} {'ours xF':>7}",
+    ]
+    for r in rows:
+        name = "x".join(map(str, r["shape"]))
+        fl = med(r, "floor")
+        for kind, label in (("fwd", "forward"), ("train", "train")):
+            o, u = med(r, f"{kind}_off"), med(r, f"{kind}_ours")
+            lines.append(
+                f"{name:<12} {label:<8} {fl:8.3f} {fmt_ms(r['t'][kind + '_off']):>24} "
+                f"{fmt_ms(r['t'][kind + '_ours']):>24} {o / u:7.2f}x {o / fl:7.1f} {u / fl:7.1f}"
+            )
+    lines += ["", f"{'map CxHxW':<12} {'map MB':>7} {'saved official MB':>18} {'saved ours MB':>14} {'ratio':>7}"]
+    for r in rows:
+        name = "x".join(map(str, r["shape"]))
+        lines.append(
+            f"{name:<12} {r['bytes'] / 2**20:7.1f} {r['saved_off'] / 2**20:18.2f} {r['saved_ours'] / 2**20:14.3f} "
+            f"{r['saved_ours'] / r['saved_off']:7.3f}"
+        )
+    g_fwd = geomean([med(r, "fwd_off") / med(r, "fwd_ours") for r in rows])
+    g_train = geomean([med(r, "train_off") / med(r, "train_ours") for r in rows])
+    g_saved = geomean([r["saved_ours"] / r["saved_off"] for r in rows])
+    g_floor = geomean([med(r, "fwd_ours") / med(r, "floor") for r in rows])
+    verdict = lambda ok: "PASS" if ok else "FAIL"  # noqa: E731
+    lines += [
+        "",
+        "Geometric means over the maps vs targets:",
+        f"  inference forward speedup   {g_fwd:6.2f}x   target >= {TARGETS['forward']}x   "
+        f"{verdict(g_fwd >= TARGETS['forward'])}",
+        f"  training step speedup       {g_train:6.2f}x   target >= {TARGETS['train']}x   "
+        f"{verdict(g_train >= TARGETS['train'])}",
+        f"  saved-for-backward ratio    {g_saved:6.3f}x   target <= {TARGETS['saved']}x   "
+        f"{verdict(g_saved <= TARGETS['saved'])}",
+        f"  ours forward / floor        {g_floor:6.2f}    aim    <= {TARGETS['floor']}     "
+        f"{verdict(g_floor <= TARGETS['floor'])}",
+    ]
+    return lines
+
+
+# --- whole networks -------------------------------------------------------------------------------------------
+def yolov5s():
+    """yolov5s (ultralytics' yolov5.yaml at scale 's'), 80 classes."""
+    import ultralytics
+    from ultralytics.nn.tasks import DetectionModel, yaml_model_load
+
+    cfg = yaml_model_load(Path(ultralytics.__file__).parent / "cfg/models/v5/yolov5.yaml")
+    cfg["scale"] = "s"
+    torch.manual_seed(0)
+    return DetectionModel(cfg, nc=80, verbose=False)
+
+
+def with_attention(model, indices, cls):
+    """Wrap ``model.model[i]`` as Sequential(layer, cls()) for each i, keeping the routing attributes."""
+    for i in indices:
+        layer = model.model[i]
+        seq = nn.Sequential(layer, cls())
+        seq.i, seq.f, seq.type, seq.np = layer.i, layer.f, f"{layer.type}+{cls.__name__}", layer.np
+        model.model[i] = seq
+    return model
+
+
+def bench_networks(reps: int, imgsz: int = 320, batch: int = 2) -> list[str]:
+    """Training-step and inference overhead of attention placements in yolov5s, official module vs ours."""
+    base = yolov5s()
+    c3 = [m.i for m in base.model if m.type.endswith(".C3")]
+    sppf = next(m.i for m in base.model if m.type.endswith(".SPPF"))
+    placements = {"before SPPF": [sppf - 1], f"after every C3 ({len(c3)})": c3}
+    variants = {"yolov5s": base}
+    for pname, idx in placements.items():
+        for label, cls in (("official", OfficialTriplet), ("ours", TripletAttention)):
+            m = with_attention(yolov5s(), idx, cls)
+            if cls is TripletAttention:  # same attention weights in both variants
+                src = variants[f"{pname} / official"]
+                m.load_state_dict(src.state_dict(), strict=True)
+            variants[f"{pname} / {label}"] = m
+    imgs = torch.randn(batch, 3, imgsz, imgsz)
+
+    def flat(out):
+        if isinstance(out, torch.Tensor):
+            return [out]
+        if isinstance(out, dict):
+            out = list(out.values())
+        return [t for o in out for t in flat(o)]
+
+    def train(m):
+        def f():
+            m.train()
+            m.zero_grad(set_to_none=True)
+            loss = sum((t.float() ** 2).mean() for t in flat(m(imgs)))
+            loss.backward()
+
+        return f
+
+    def infer(m):
+        def f():
+            m.eval()
+            with torch.inference_mode():
+                m(imgs)
+
+        return f
+
+    t_train = interleaved({k: train(m) for k, m in variants.items()}, reps, warmup=1)
+    t_inf = interleaved({k: infer(m) for k, m in variants.items()}, reps, warmup=1)
+    base_tr, base_inf = statistics.median(t_train["yolov5s"]), statistics.median(t_inf["yolov5s"])
+    lines = [
+        f"Whole network: yolov5s, imgsz {imgsz}, batch {batch}, float32; ms median (min-max); overhead over yolov5s",
+        "",
+        f"{'network':<32} {'train step':>24} {'overhead':>9} {'inference':>24} {'overhead':>9}",
+    ]
+    for k in variants:
+        tr, inf = statistics.median(t_train[k]), statistics.median(t_inf[k])
+        lines.append(
+            f"{k:<32} {fmt_ms(t_train[k]):>24} {100 * (tr / base_tr - 1):+8.1f}% "
+            f"{fmt_ms(t_inf[k]):>24} {100 * (inf / base_inf - 1):+8.1f}%"
+        )
+    for pname in placements:
+        o_tr = statistics.median(t_train[f"{pname} / official"]) - base_tr
+        u_tr = statistics.median(t_train[f"{pname} / ours"]) - base_tr
+        o_inf = statistics.median(t_inf[f"{pname} / official"]) - base_inf
+        u_inf = statistics.median(t_inf[f"{pname} / ours"]) - base_inf
+        lines.append(
+            f"  {pname}: added ms official -> ours: train {o_tr:.1f} -> {u_tr:.1f}, inference {o_inf:.1f} -> {u_inf:.1f}"
+        )
+    return lines
+
+
+def main() -> None:
+    """Run and print."""
+    reps = ARGS.reps or (7 if ARGS.quick else 31)
+    t0 = time.perf_counter()
+    print(f"Machine: {machine()}")
+    print(f"Package: {Path(sys.modules['ultralytics_triplet'].__file__).parent}")
+    print(f"Command: python {' '.join(sys.argv)}  (reps per row {reps})\n", flush=True)
+    rows = [bench_map(c, h, w, reps) for c, h, w in MAPS]
+    print("\n".join(report_maps(rows)), flush=True)
+    if not ARGS.skip_networks:
+        print()
+        print("\n".join(bench_networks(3 if ARGS.quick else 9)), flush=True)
+    print(f"\n(total {time.perf_counter() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,279 @@
+"""Memory-lean autograd for Triplet Attention's two full-size steps: Z-pooling ``x`` and scaling ``x`` by its gates.
+
+Only these two steps touch tensors the size of ``x``; the 7×7 convs, BatchNorms and sigmoids run on pooled maps that
+are a fraction of that size and stay in ordinary autograd. Each Function here saves ``x`` (already alive as the
+layer's input) plus small pooled-size tensors, and rebuilds what it needs in ``backward`` with a few passes over
+fresh buffers, instead of letting autograd keep full-size intermediates (permuted copies, broadcast products).
+
+Functions:
+    zpool3(x, spatial): ``x`` and its three Z-pools (over H, over W, and over C when ``spatial``) in one Function.
+    triplet_scale(x, a, b, c, scale): ``x * (a + b + c) * scale`` with broadcast gates, saving only ``x`` and gates.
+    gate_conv(p, weight): a gate's 2 -> 1 "same" conv, as one matrix product when the pooled map is long and thin.
+
+Full-size passes run a few samples at a time (about ``_SLICE_BYTES`` of ``x``), so the buffers a step reads back
+are still in cache. These are eager-mode fast paths; callers use plain tensor code when scripting, tracing,
+exporting or compiling (see ``use_fused``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
+
+__all__ = ("gate_conv", "triplet_scale", "use_fused", "zpool3")
+
+_SLICE_BYTES = 1 << 20  # bytes of x per slice in the full-size loops: about half a core's L2 on current x86
+_is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", lambda: False)  # torch < 2.3: never
+
+
+def use_fused(x: torch.Tensor) -> bool:
+    """Whether the custom Functions may run: eager mode only, not under TorchScript, tracing, ONNX export or compile.
+
+    The custom Functions are opaque to exporters and to ``torch.compile`` (which fuses the plain formulation by
+    itself), so every such context gets the plain, exportable ops instead.
+    """
+    if torch.jit.is_scripting() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        return False
+    if _is_compiling():
+        return False
+    return x.dim() == 4 and x.is_floating_point()
+
+
+def _amax_h(x: torch.Tensor) -> torch.Tensor:
+    """Max over H of a (B, C, H, W) tensor, shape (B, C, W).
+
+    ``amax`` over a middle axis is slow on CPU; a NCHW-contiguous ``x`` is the channels-last layout of a
+    (B·C, W, H, 1) tensor, whose H-pooling the vectorized channels-last max-pool kernel does in one read.
+    """
+    b, c, h, w = x.shape
+    if x.is_contiguous() and w > 1 and x.device.type == "cpu":
+        v = x.as_strided((b * c, w, h, 1), (h * w, 1, w, w))
+        return F.max_pool2d(v, (h, 1)).view(b, c, w)
+    if x.is_contiguous(memory_format=torch.channels_last) and x.device.type == "cpu":
+        return F.max_pool2d(x, (h, 1)).view(b, c, w)
+    return x.amax(2)
+
+
+def _amax_w(x: torch.Tensor) -> torch.Tensor:
+    """Max over W of a (B, C, H, W) tensor, shape (B, C, H)."""
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() and x.device.type == "cpu":
+        return F.max_pool2d(x, (1, x.shape[3])).view(x.shape[:3])
+    return x.amax(3)
+
+
+class _ZPool3(torch.autograd.Function):
+    """Z-pools over H, W (and C): max and mean stacked on a new axis 1, as the three gates consume them.
+
+    Forward: max_d x and mean_d x for d in (H, W, C); saves x and the pooled maps it returns, nothing full-size.
+    Backward: dx = g_x + Σ_d [ g_mean,d / |d| + g_max,d · 1[x = max_d x] / #ties_d ], each term broadcast along d
+    (ties share the gradient evenly, exactly as ``torch.amax``'s backward does).
+
+    ``x`` itself is passed through as the first output and the gates' product consumes that alias, so its gradient
+    g_x arrives here and the pooling terms are added to it in place: no separate full-size pooling gradient, and no
+    accumulation pass by the autograd engine. In place only when g_x is the very buffer ``_TripletScale.backward``
+    created and reported through the shared ``handoff`` list; any other incoming gradient is left untouched.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, spatial: bool, channels_last: bool, handoff: list | None):
+        """Return x, then (B,2,C,W) pooled over H, (B,2,H,C) pooled over W and, if ``spatial``, (B,2,H,W) over C.
+
+        With ``channels_last`` the maps are laid out (B, ., ., 2) in memory, the layout oneDNN's conv trains fastest
+        on, so the conv saves these very tensors for its backward instead of copies.
+        """
+        pairs = [(_amax_h(x), x.mean(2)), (_amax_w(x).transpose(1, 2), x.mean(3).transpose(1, 2))]
+        if spatial:
+            pairs.append((x.amax(1), x.mean(1)))
+        if channels_last:
+            out = tuple(torch.stack(p, -1).permute(0, 3, 1, 2) for p in pairs)
+        else:
+            out = tuple(torch.stack(p, 1) for p in pairs)
+        ctx.save_for_backward(x, *out)
+        ctx.handoff = handoff
+        return (x, *out)  # autograd returns x as a view of itself with this Function as its grad_fn
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_x: torch.Tensor | None, *grads: torch.Tensor | None):
+        """Add each pooled map's gradient, spread back over the axis it pooled away, to g_x (see class docstring)."""
+        if not ctx.needs_input_grad[0]:
+            return None, None, None, None
+        x, *pooled = ctx.saved_tensors
+        owned = ctx.handoff is not None and g_x is not None and g_x.data_ptr() in ctx.handoff
+        if ctx.handoff is not None:
+            ctx.handoff.clear()
+        if owned:
+            gx = g_x
+        elif g_x is None:
+            gx = torch.zeros_like(x)
+        else:
+            gx = torch.empty_like(x).copy_(g_x)
+        c, h, w = x.shape[1:]
+        # (max map, grad of max, grad of mean / axis length, axis pooled away), each shaped (B, C|1, H|1, W|1) and
+        # laid out like x so the full-size loops below run contiguous, for every map that got a gradient.
+        terms = []
+        for i, (p, g, d, n) in enumerate(zip(pooled, grads, (2, 3, 1), (h, w, c))):
+            if g is not None:
+                p, g = (p, g) if i != 1 else (p.transpose(2, 3), g.transpose(2, 3))  # hc maps: (B,2,H,C) -> C,H
+                m, g_max, g_mean = (_like(t.unsqueeze(d), x) for t in (p[:, 0], g[:, 0], g[:, 1] / n))
+                terms.append((m, g_max, g_mean, d))
+        if not terms:
+            return gx, None, None, None
+        scratch = torch.empty_like(x[: _slice_len(x)])  # the mask, for one slice at a time
+        for sl in _slices(x):
+            xi, gi, mask = x[sl], gx[sl], scratch[: sl.stop - sl.start]
+            for _, _, g_mean, _ in terms:  # mean parts: broadcast adds
+                gi.add_(g_mean[sl])
+            for m, g_max, _, d in terms:  # max parts: mask of the maximal positions (float), ties counted per line
+                torch.eq(xi, m[sl], out=mask)
+                gi.addcmul_(mask, g_max[sl] / mask.sum(d, keepdim=True))
+        return gx, None, None, None
+
+
+class _TripletScale(torch.autograd.Function):
+    """y = x · (a + b + c) · scale, with gates a (B,C,1,W), b (B,C,H,1), c (B,1,H,W) broadcast against x.
+
+    Forward: one fresh buffer, filled in place; saves x and the gates only (the full-size sum is never kept).
+    Backward: dx = g · (a + b + c) · scale (rebuilt in place); da, db, dc = scale · Σ(g · x) over the broadcast axes.
+    """
+
+    @staticmethod
+    def forward(ctx, x, a, b, c, scale: float, handoff: list | None):
+        """Scale ``x`` by the average of its broadcast gates."""
+        ctx.scale, ctx.handoff = scale, handoff
+        ctx.save_for_backward(x, a, b, c)
+        gates = _scaled(x, scale, a, b, c)
+        y = torch.empty_like(x)
+        for sl in _slices(x):
+            _mul_gate_sum(y[sl], x[sl], *(t[sl] for t in gates))
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g: torch.Tensor):
+        """Gradients for x and for each gate (see class docstring)."""
+        x, a, b, c = ctx.saved_tensors
+        need_x = ctx.needs_input_grad[0]
+        # For each gate that needs a gradient: (gate index, the axis it broadcasts over, a buffer for its gradient).
+        wanted = [
+            (i, d, x.new_empty(t.shape))
+            for i, (t, d) in enumerate(((a, 2), (b, 3), (c, 1)))
+            if t is not None and ctx.needs_input_grad[1 + i]
+        ]
+        gx = torch.empty_like(x) if need_x else None
+        gates = _scaled(x, ctx.scale, a, b, c) if need_x else ()
+        scratch = torch.empty_like(x[: _slice_len(x)]) if wanted else None  # g·x, for one slice at a time
+        for sl in _slices(x):
+            if wanted:
+                p = torch.mul(g[sl], x[sl], out=scratch[: sl.stop - sl.start])
+                for _, d, out in wanted:
+                    torch.sum(p, d, keepdim=True, out=out[sl])
+            if need_x:
+                _mul_gate_sum(gx[sl], g[sl], *(t[sl] for t in gates))
+        if need_x and ctx.handoff is not None:
+            ctx.handoff.append(gx.data_ptr())  # a fresh buffer that _ZPool3.backward may add into
+        grads = [None, None, None]
+        for i, _, out in wanted:
+            grads[i] = out.mul_(ctx.scale)
+        return (gx, *grads, None, None)
+
+
+def _scaled(x: torch.Tensor, scale: float, *gates: torch.Tensor | None) -> list[torch.Tensor]:
+    """The gates times ``scale``, laid out like ``x`` (see ``_like``); None gates dropped."""
+    return [_like(t * scale, x) for t in gates if t is not None]
+
+
+def _mul_gate_sum(out: torch.Tensor, x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c=None) -> torch.Tensor:
+    """out = x · (a + b + c), in place in ``out``: three passes over a slice small enough to stay in cache."""
+    torch.add(a, b, out=out)
+    if c is not None:
+        out.add_(c)
+    return out.mul_(x)
+
+
+def _slice_len(x: torch.Tensor) -> int:
+    """Samples per slice of the full-size loops: about ``_SLICE_BYTES`` of x, at least one sample (CPU only)."""
+    if x.device.type != "cpu":  # on an accelerator every slice is a kernel launch: one slice
+        return max(1, len(x))
+    per_sample = x[0].numel() * x.element_size() if len(x) else 1
+    return max(1, min(len(x), _SLICE_BYTES // max(1, per_sample)))
+
+
+def _slices(x: torch.Tensor) -> list[slice]:
+    """Slices of the batch axis, ``_slice_len(x)`` samples each (the last may be shorter)."""
+    n = _slice_len(x)
+    return [slice(i, min(i + n, len(x))) for i in range(0, len(x), n)]
+
+
+def _like(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A small broadcastable 4-D map laid out like ``x`` (contiguous along x's innermost axis), copied if needed.
+
+    Full-size elementwise loops vectorize only when every operand is unit-stride (or broadcast) along that axis.
+    """
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        return t.contiguous(memory_format=torch.channels_last)
+    return t.contiguous()
+
+
+def zpool3(
+    x: torch.Tensor, spatial: bool = True, channels_last: bool = False, handoff: list | None = None
+) -> tuple[torch.Tensor, ...]:
+    """Z-pool ``x`` (B, C, H, W) for all gates at once; see ``_ZPool3``.
+
+    Args:
+        x (torch.Tensor): Input of shape (B, C, H, W), any memory layout.
+        spatial (bool): Also pool over C, for the spatial (H-W) gate.
+        channels_last (bool): Lay the pooled maps out channels-last (values unchanged).
+        handoff (list | None): The same empty list given to ``triplet_scale`` when the alias of ``x`` feeds it.
+
+    Returns:
+        (tuple[torch.Tensor, ...]): ``x`` (an alias to compute with in its place, see ``_ZPool3``), then (B,2,C,W)
+        pooled over H, (B,2,H,C) pooled over W and, when ``spatial``, (B,2,H,W) pooled over C; channel 0 of each
+        map is the max, channel 1 the mean.
+    """
+    return _ZPool3.apply(x, spatial, channels_last, handoff)
+
+
+def triplet_scale(
+    x: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    c: torch.Tensor | None = None,
+    scale: float = 1.0,
+    handoff: list | None = None,
+) -> torch.Tensor:
+    """Return ``x * (a + b + c) * scale`` for gates broadcastable to ``x``; see ``_TripletScale``.
+
+    Args:
+        x (torch.Tensor): Input of shape (B, C, H, W).
+        a, b, c (torch.Tensor): Gates of shapes (B, C, 1, W), (B, C, H, 1) and (B, 1, H, W); ``c`` may be None.
+        scale (float): Factor applied to the gate sum (1/3 for three gates).
+        handoff (list | None): The list given to the ``zpool3`` call that produced this ``x``, if it did.
+    """
+    for t in (a, b, c):
+        if t is not None and (t.dim() != 4 or t.shape[0] != x.shape[0]):
+            raise ValueError(f"triplet_scale gates need x's batch size {x.shape[0]} and 4 dims, got {tuple(t.shape)}")
+    return _TripletScale.apply(x, a, b, c, scale, handoff)
+
+
+def gate_conv(p: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Conv2d(p, weight, padding=k//2) for a (B,2,R,S) pooled map and a (1,2,k,k) kernel, fastest way for its shape.
+
+    On CPU a long thin map (short side S <= 48, long side >= 4 S, not tiny) is one GEMM: rows of the k-row window of p
+    (B·R, 2·k·S) times a banded (2·k·S, S) matrix holding the kernel, so oneDNN's slow 2 -> 1 channel path is skipped.
+    """
+    r, s = p.shape[-2:]
+    if r < s:
+        return gate_conv(p.transpose(2, 3), weight.transpose(2, 3)).transpose(2, 3)
+    k = weight.shape[-1]
+    thin = s <= 48 and r >= 4 * s and p.shape[0] * r * s >= 1 << 15
+    if not thin or p.device.type != "cpu" or p.shape[1] != 2 or weight.shape[0] != 1:
+        return F.conv2d(p, weight, padding=k // 2)
+    # band[c, kr, s', s] = weight[c, kr, s' - s + k//2] where that tap exists, else 0.
+    i = torch.arange(s, device=p.device)
+    tap = i[:, None] - i[None, :] + k // 2
+    band = weight[0][:, :, tap.clamp(0, k - 1)] * ((tap >= 0) & (tap < k)).to(weight.dtype)
+    rows = F.pad(p, (0, 0, k // 2, k // 2)).unfold(2, k, 1)  # (B, 2, R, S, k): [b, c, r, s', kr]
+    rows = rows.permute(0, 2, 1, 4, 3).reshape(p.shape[0] * r, 2 * k * s)
+    return (rows @ band.reshape(2 * k * s, s)).view(p.shape[0], 1, r, s)
