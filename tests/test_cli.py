@@ -334,3 +334,11 @@ def test_demo_trains_both_models_and_reports(tmp_path):
         assert (out / "runs" / name / "weights" / "best.pt").is_file()
     assert (out / "shapes" / "data.yaml").is_file() and (out / "keep.txt").read_text() == "precious"
     assert str(out) in p.stdout + p.stderr  # says where the results are
+
+
+def test_insert_malformed_yaml_exits_2_and_writes_nothing(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("backbone: [[-1, 1, Conv\nhead: {")
+    code = main(["insert", str(bad), "--after", "1", "-o", str(tmp_path / "new.yaml")])
+    assert_usage_error(code, capsys.readouterr().err, "bad.yaml")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
