@@ -46,6 +46,16 @@ def test_checkpoint_reloads_and_predicts_in_a_new_process(cli_run, shapes_data, 
     assert said(p)[-1].split()[0:2] == ["TripletAttention", "1"]
 
 
+def test_val_through_the_python_api(cli_run, shapes_data):
+    from ultralytics import YOLO
+
+    metrics = YOLO(cli_run / "weights" / "best.pt").val(data=str(shapes_data), imgsz=IMGSZ, batch=8, workers=0,
+                                                        device="cpu", plots=False, project=str(cli_run.parent),
+                                                        name="val")
+    assert 0.0 <= metrics.box.map <= 1.0 and metrics.box.map50 >= metrics.box.map
+    assert (cli_run.parent / "val").is_dir()
+
+
 needs_safe_load = pytest.mark.skipif(
     not hasattr(__import__("ultralytics.nn.tasks").nn.tasks, "_SafeLoad"), reason="restricted loading arrived in 8.4"
 )
