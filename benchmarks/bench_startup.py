@@ -2,7 +2,8 @@
 
     python benchmarks/bench_startup.py [--runs 30]
 
-Runs ``python -X importtime -c pass`` repeatedly in the current environment (where the wheel's .pth is installed)
+Runs ``python -X importtime -c pass`` repeatedly in the current environment (where the wheel's .pth is installed;
+run it from the installed wheel, not with PYTHONPATH pointing at a checkout)
 and reports the cumulative import time of ``ultralytics_triplet`` (the hook's only import at start), and checks
 that no heavy module (torch, numpy, ultralytics, pluggy, importlib.metadata) is imported at start.
 """

@@ -18,4 +18,5 @@ echo "== compatibility subset against ultralytics $OLDEST"
     "ultralytics==$OLDEST"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check tqdm pandas seaborn py-cpuinfo  # 8.3.0's extra needs
 PYTHONPATH="$WORK/ultralytics-$OLDEST" ULTRALYTICS_TRIPLET_EXPECT_ULTRALYTICS=$OLDEST "${PYTEST[@]}" \
-    test_registration.py test_startup.py test_e2e.py test_reliability.py -k "not export" "$@"
+    test_registration.py test_startup.py test_e2e.py test_reliability.py test_cli.py test_compare.py test_visualize.py \
+    -k "not export" "$@"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import types
 from contextlib import contextmanager
 
@@ -172,21 +171,6 @@ def test_a_plugin_whose_hook_raises_is_skipped_with_a_warning(warnings_logged):
     assert any("'broken'" in w and "boom" in w for w in warnings_logged)
 
 
-def test_misspelled_hook_fails_loudly():
-    class Typo:
-        @hookimpl
-        def register_module(self):  # missing the s
-            return []
-
-    pm = get_plugin_manager()
-    pm.register(Typo(), name="typo")
-    try:
-        with pytest.raises(Exception, match="register_module"):
-            pm.check_pending()
-    finally:
-        pm.unregister(name="typo")
-
-
 def test_registering_twice_is_harmless():
     first = register()
     parse_model = tasks.parse_model
@@ -207,12 +191,20 @@ def test_restricted_loading_allows_the_module_and_its_children():
         assert f"ultralytics_triplet.nn.{cls}" in names
 
 
-def test_moved_ultralytics_internals_fail_with_one_clear_message():
+@pytest.mark.parametrize("moved", ["parse_model", "_SafeLoad._build"])
+def test_moved_ultralytics_internals_fail_with_one_clear_message_and_patch_nothing(moved):
     fake = types.ModuleType("ultralytics.nn.tasks")
-    fake.check_yaml = fake.yaml_model_load = lambda *a: None  # parse_model is gone
-    with pytest.raises(IncompatibleUltralyticsError, match=r"no ultralytics.nn.tasks.parse_model; .*supports ultralytics>=8.3.0,<8.5"):
+    fake.parse_model = fake.check_yaml = fake.yaml_model_load = lambda *a: None
+    fake._SafeLoad = type("_SafeLoad", (), {"_registry": None, "_build": classmethod(lambda cls: {})})
+    if moved == "parse_model":
+        del fake.parse_model
+    else:
+        del fake._SafeLoad._build
+    before = dict(vars(fake))
+    with pytest.raises(IncompatibleUltralyticsError, match=rf"no ultralytics.nn.tasks.{moved}.*; .*supports "
+                                                          r"ultralytics>=8.3.0,<8.5"):
         install(fake)
-    assert not hasattr(fake, "_ultralytics_triplet_patched")
+    assert dict(vars(fake)) == before  # checked before anything changed: no half-patched module
 
 
 def test_yolov5_repo_yaml_with_anchors_is_converted_with_a_warning(warnings_logged):
@@ -229,20 +221,19 @@ def test_yolov5_repo_yaml_with_anchors_is_converted_with_a_warning(warnings_logg
     assert any("anchors" in w for w in warnings_logged)
 
 
-def test_two_threads_build_the_same_models():
-    results, errors = [], []
-
-    def build():
-        try:
-            m = DetectionModel(yaml_model_load("yolov5n-triplet.yaml"), verbose=False)
-            results.append(sum(p.numel() for p in m.parameters()))
-        except Exception as e:  # pragma: no cover - reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=build) for _ in range(2)]
-    [t.start() for t in threads]
-    [t.join() for t in threads]
-    assert not errors and len(results) == 2 and results[0] == results[1]
+def test_two_threads_building_models_first_thing_in_a_process_agree(tmp_path):
+    # A fresh process, so both threads race through the lazy plugin load and the first registry sync.
+    code = (
+        "import threading; from ultralytics.nn.tasks import DetectionModel, yaml_model_load;"
+        "barrier, counts = threading.Barrier(2), [];"
+        "build = lambda: (barrier.wait(), counts.append(sum(p.numel() for p in "
+        "DetectionModel(yaml_model_load('yolov5n-triplet.yaml'), verbose=False).parameters())));"
+        "threads = [threading.Thread(target=build) for _ in range(2)]; [t.start() for t in threads];"
+        "[t.join() for t in threads]; print('@@', counts)"
+    )
+    p = run_python(code, tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert said(p) == ["[2655116, 2655116]"]  # yolov5n (2,654,816) + 300
 
 
 @pytest.fixture
@@ -253,7 +244,9 @@ def installed_plugins(tmp_path):
     dist.mkdir(parents=True)
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-plugins\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text(
-        "[ultralytics_triplet]\nbroken = broken_plugin\nclashing = clashing_plugin\n")
+        "[ultralytics_triplet]\nbroken = broken_plugin\nclashing = clashing_plugin\ntypo = typo_plugin\n")
+    (site / "typo_plugin.py").write_text(
+        "from ultralytics_triplet import hookimpl\n@hookimpl\ndef register_module():  # missing the s\n    return []\n")
     (site / "broken_plugin.py").write_text("raise ImportError('this plugin is broken')\n")
     (site / "clashing_plugin.py").write_text(
         "from torch import nn\nfrom ultralytics_triplet import hookimpl\n"
@@ -263,7 +256,7 @@ def installed_plugins(tmp_path):
     return site
 
 
-def test_broken_and_clashing_entry_point_plugins_cost_a_warning_each(installed_plugins, tmp_path):
+def test_broken_clashing_and_misspelled_entry_point_plugins_cost_a_warning_each(installed_plugins, tmp_path):
     code = ("from ultralytics import YOLO; m = YOLO('yolov5n-triplet.yaml');"
             "import ultralytics.nn.tasks as t; print('@@', type(m.model.model[9]).__module__, hasattr(t, 'Doubler'))")
     p = run_python(code, tmp_path, PYTHONPATH=str(installed_plugins))
@@ -272,6 +265,7 @@ def test_broken_and_clashing_entry_point_plugins_cost_a_warning_each(installed_p
     log = p.stdout + p.stderr
     assert "plugin 'broken' (broken_plugin) failed to load and was skipped: ImportError: this plugin is broken" in log
     assert "'TripletAttention' from plugin 'clashing'" in log and "keeping 'triplet'" in log
+    assert "plugin 'typo' (typo_plugin) failed to load and was skipped" in log and "register_module" in log
 
 
 def test_plugins_variable_limits_which_plugins_load(installed_plugins, tmp_path):

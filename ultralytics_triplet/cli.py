@@ -459,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args) or 0
-    except (FileExistsError, FileNotFoundError, ValueError, UnknownModuleError) as e:
+    except (OSError, ValueError, ImportError, UnknownModuleError) as e:  # OSError: exists, not found, permission
         sys.stderr.write(f"{PROG}: error: {_one_line(e)}\n")
         return 2
 

@@ -88,9 +88,11 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
         FileNotFoundError: If ``path`` is not a file.
         ValueError: If the file is not a readable ultralytics checkpoint.
     """
-    from ultralytics.nn.tasks import load_checkpoint as _load
+    import ultralytics.nn.tasks as tasks
 
     from .patch import register
+
+    _load = getattr(tasks, "load_checkpoint", None) or tasks.attempt_load_one_weight  # the name before 8.4
 
     register()
     path = Path(path)

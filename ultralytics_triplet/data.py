@@ -6,6 +6,7 @@ deterministic for a given seed, in ultralytics' layout (``images/{train,val}``, 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -80,5 +81,6 @@ def make_shapes_dataset(
             (root / "labels" / split / f"{i:05d}.txt").write_text("\n".join(lines) + "\n")
     names = "\n".join(f"  {i}: {n}" for i, n in enumerate(CLASSES))
     data = root / "data.yaml"
-    data.write_text(f"path: {root.resolve()}\ntrain: images/train\nval: images/val\nnames:\n{names}\n")
+    path = json.dumps(str(root.resolve()))  # a JSON string is a quoted YAML scalar: safe for '#' or ': ' in paths
+    data.write_text(f"path: {path}\ntrain: images/train\nval: images/val\nnames:\n{names}\n")
     return data

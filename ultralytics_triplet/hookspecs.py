@@ -11,9 +11,12 @@ under the ``ultralytics_triplet`` entry-point group and every process that impor
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pluggy
-from torch import nn
+
+if TYPE_CHECKING:
+    from torch import nn
 
 PROJECT = "ultralytics_triplet"  # pluggy project name and entry-point group
 

@@ -93,11 +93,6 @@ class AttentionGate(nn.Module):
         return self.conv(pooled).sigmoid()
 
 
-def _gate(gate: AttentionGate, pooled: torch.Tensor) -> torch.Tensor:
-    """The gate as a module call (training: autograd through conv, BN, sigmoid)."""
-    return gate(pooled)
-
-
 def _gate_no_grad(gate: AttentionGate, pooled: torch.Tensor) -> torch.Tensor:
     """The same gate without autograd: its conv through ``gate_conv``, which is faster on long thin maps."""
     return gate.conv.bn(gate_conv(pooled, gate.conv.conv.weight)).sigmoid()
@@ -172,7 +167,7 @@ class TripletAttention(nn.Module):
         handoff = []  # lets the pooling's backward add into the product's fresh input-gradient buffer
         # Pooled maps channels-last when training: oneDNN's conv backward is several times faster on that layout.
         x, *pooled = zpool3(x, not self.no_spatial, grad, handoff)
-        gate = _gate if grad else _gate_no_grad
+        gate = AttentionGate.__call__ if grad else _gate_no_grad  # training: autograd through conv, BN, sigmoid
         g_cw = gate(self.cw, pooled[0]).transpose(1, 2)  # (B,1,C,W) -> (B,C,1,W)
         g_hc = gate(self.hc, pooled[1]).permute(0, 3, 2, 1)  # (B,1,H,C) -> (B,C,H,1)
         g_hw = None if self.no_spatial else gate(self.hw, pooled[2])  # (B,1,H,W)

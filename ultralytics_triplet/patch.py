@@ -20,9 +20,8 @@ import sys
 import threading
 from pathlib import Path
 
-from ultralytics.utils import LOGGER
-
-SUPPORTED = ">=8.3.0,<8.5"  # the ultralytics releases this patch is written and tested against
+OLDEST, BEYOND = (8, 3, 0), (8, 5)  # the ultralytics releases this patch is written and tested against
+SUPPORTED = f">={'.'.join(map(str, OLDEST))},<{'.'.join(map(str, BEYOND))}"  # as declared in pyproject.toml
 _REQUIRED = ("parse_model", "check_yaml", "yaml_model_load")
 _PREFIX = "ultralytics-triplet:"
 
@@ -53,36 +52,49 @@ def _warn_once(message: str) -> None:
     """Log ``message`` as an ultralytics warning, once per process."""
     if message not in _warned:
         _warned.add(message)
+        # Imported here: on ultralytics 8.3 importing ultralytics.utils runs ultralytics/__init__, which imports
+        # ultralytics.nn.tasks, whose import hook imports this module: a top-level import would be circular.
+        from ultralytics.utils import LOGGER
+
         LOGGER.warning(f"{_PREFIX} {message}")
 
 
+def is_patched(tasks) -> bool:
+    """Whether ``tasks`` (the ultralytics.nn.tasks module) currently runs this package's wrappers.
+
+    Read from the functions themselves, so a reloaded module (fresh, unwrapped functions) counts as unpatched.
+    """
+    return getattr(getattr(tasks, "parse_model", None), "_ultralytics_triplet", False)
+
+
 def install(tasks) -> None:
-    """Patch the module ``ultralytics.nn.tasks`` once; idempotent.
+    """Patch the module ``ultralytics.nn.tasks`` once; idempotent. Everything needed is checked before anything changes.
 
     Raises:
         IncompatibleUltralyticsError: If ultralytics' internals moved (nothing is patched then).
     """
     global _tasks
     with _lock:
-        if getattr(tasks, "_ultralytics_triplet_patched", False):
+        if is_patched(tasks):
             _tasks = tasks
             return
         version = getattr(sys.modules.get("ultralytics"), "__version__", "unknown")
-        missing = [n for n in _REQUIRED if not callable(getattr(tasks, n, None))]
+        missing = [f"ultralytics.nn.tasks.{n}" for n in _REQUIRED if not callable(getattr(tasks, n, None))]
+        safe = getattr(tasks, "_SafeLoad", None)  # restricted loading exists from ultralytics 8.4
+        if safe is not None and not (callable(getattr(safe, "_build", None)) and hasattr(safe, "_registry")):
+            missing.append("ultralytics.nn.tasks._SafeLoad._build/_registry")
         if missing:
             raise IncompatibleUltralyticsError(
-                f"ultralytics {version} has no ultralytics.nn.tasks.{', '.join(missing)}; ultralytics-triplet "
-                f"supports ultralytics{SUPPORTED}: pip install 'ultralytics{SUPPORTED}'"
+                f"ultralytics {version} has no {', '.join(missing)}; ultralytics-triplet supports "
+                f"ultralytics{SUPPORTED}: pip install 'ultralytics{SUPPORTED}'"
             )
         v = _version_tuple(version)
-        if v and not ((8, 3, 0) <= v < (8, 5)):
+        if v and not (OLDEST <= v < BEYOND):
             _warn_once(f"ultralytics {version} is untested; supported: ultralytics{SUPPORTED}")
         tasks.parse_model = _wrap_parse_model(tasks.parse_model)
         tasks.check_yaml = _wrap_check_yaml(tasks.check_yaml)
-        safe = getattr(tasks, "_SafeLoad", None)  # restricted loading exists from ultralytics 8.4
         if safe is not None:
             safe._build = classmethod(_wrap_safe_build(safe._build))
-        tasks._ultralytics_triplet_patched = True
         _tasks = tasks
         if safe is not None and safe._registry is not None:  # built before we were imported: extend it now
             sync()
@@ -148,6 +160,7 @@ def _wrap_parse_model(parse_model):
                 )
         return parse_model(d, ch, *args, **kwargs)
 
+    wrapper._ultralytics_triplet = True
     return wrapper
 
 

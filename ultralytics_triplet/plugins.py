@@ -54,10 +54,6 @@ class Registry:
                 return hit
         return None
 
-    def model_yamls(self) -> list[Path]:
-        """Return every YAML under the registered directories."""
-        return [p for d in self.model_dirs for p in sorted(d.rglob("*.yaml"))]
-
     def safe_classes(self) -> list[type[nn.Module]]:
         """Return the registered classes plus the nn.Module classes defined beside them (their building blocks).
 
@@ -67,7 +63,7 @@ class Registry:
         found = {}
         for cls in self.modules.values():
             found[cls] = None
-            for obj in vars(sys.modules[cls.__module__]).values():
+            for obj in vars(sys.modules.get(cls.__module__, cls)).values():
                 if inspect.isclass(obj) and issubclass(obj, nn.Module) and obj.__module__ == cls.__module__:
                     found[obj] = None
         return list(found)
@@ -81,7 +77,6 @@ def get_plugin_manager() -> pluggy.PluginManager:
             pm = pluggy.PluginManager(hookspecs.PROJECT)
             pm.add_hookspecs(hookspecs)
             _load_entry_points(pm)
-            pm.check_pending()  # a misspelled hook name fails loudly instead of never being called
             _manager = pm
         return _manager
 
@@ -101,8 +96,9 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
     """Register the built-in plugin first, then every allowed third-party entry point, each failure a warning."""
     wanted = os.environ.get(ENV_PLUGINS)
     allowed = None if wanted is None else {n.strip() for n in wanted.split(",") if n.strip()}
-    eps = {}
-    for ep in importlib.metadata.entry_points(group=hookspecs.PROJECT):
+    eps, found = {}, importlib.metadata.entry_points()
+    found = found.select(group=hookspecs.PROJECT) if hasattr(found, "select") else found.get(hookspecs.PROJECT, [])
+    for ep in found:
         eps.setdefault(ep.name, ep)  # the same distribution twice on sys.path: the first one wins
     builtin = eps.pop(BUILTIN, None)
     try:
@@ -115,15 +111,18 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
             continue
         try:
             pm.register(eps[name].load(), name=name)
+            pm.check_pending()  # a misspelled hook name is reported instead of never being called
         except Exception as e:
+            if pm.has_plugin(name):
+                pm.unregister(name=name)
             LOGGER.warning(f"{_PREFIX} plugin '{name}' ({eps[name].value}) failed to load and was skipped: "
-                           f"{type(e).__name__}: {e}")
+                           f"{type(e).__name__}: {' '.join(str(e).split())}")
 
 
-def _call(impl, what: str) -> list:
+def _call(impl, what: str, convert=lambda item: item) -> list:
     """Call one plugin's hook implementation; a failure is a warning naming the plugin and yields nothing."""
     try:
-        return list(impl.function() or [])
+        return [convert(item) for item in impl.function() or []]
     except Exception as e:
         LOGGER.warning(f"{_PREFIX} plugin '{impl.plugin_name}' failed in {what}() and was skipped: "
                        f"{type(e).__name__}: {e}")
@@ -148,8 +147,7 @@ def _collect(pm: pluggy.PluginManager) -> Registry:
             modules.setdefault(name, cls)
             owners.setdefault(name, impl.plugin_name)
     for impl in pm.hook.register_model_dirs.get_hookimpls():
-        for d in _call(impl, "register_model_dirs"):
-            d = Path(d)
+        for d in _call(impl, "register_model_dirs", Path):
             if d.is_dir():
                 dirs.append(d)
             else:

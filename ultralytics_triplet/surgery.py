@@ -160,10 +160,14 @@ def _load_yaml_cfg(path: Path) -> dict:
         path = path.with_suffix(".yaml")
     if path.suffix.lower() not in {".yaml", ".yml"}:
         raise ValueError(f"cfg must be a model YAML (.yaml or .yml), got '{path}'")
+    import yaml
+
     try:
         return yaml_model_load(path)
     except FileNotFoundError:
         raise FileNotFoundError(f"model YAML '{path}' not found (not a file, nor an ultralytics model name)") from None
+    except yaml.YAMLError as e:  # ultralytics 8.4 reports this as a ValueError itself, 8.3 lets it through
+        raise ValueError(f"YAML syntax error in '{path}': {' '.join(str(e).split())}") from None
 
 
 def _rows(d: dict) -> list:
