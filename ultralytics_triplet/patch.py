@@ -35,8 +35,11 @@ class IncompatibleUltralyticsError(RuntimeError):
     """The installed ultralytics lacks the internals this plugin patches."""
 
 
-class UnknownModuleError(KeyError):
-    """A model YAML names a module that neither ultralytics nor any plugin provides."""
+class UnknownModuleError(KeyError, ValueError):
+    """A model YAML names a module that neither ultralytics nor any plugin provides.
+
+    A KeyError where ultralytics raised one (parse_model's ``globals()[m]``), a ValueError for YAML surgery.
+    """
 
     def __str__(self) -> str:
         """Print the message without KeyError's quotes."""
@@ -148,20 +151,37 @@ def _wrap_parse_model(parse_model):
 
     @functools.wraps(parse_model)
     def wrapper(d, ch, *args, **kwargs):
-        registry = sync()
+        sync()
         d = _convert_anchor_yaml(d)
-        namespace = vars(_tasks)
         for i, (_, _, m, _) in enumerate(d.get("backbone", []) + d.get("head", [])):
-            if isinstance(m, str) and not m.startswith(("nn.", "torchvision.ops.")) and m not in namespace:
-                plugin_modules = ", ".join(f"{n} ({registry.owners[n]})" for n in registry.modules) or "none"
-                raise UnknownModuleError(
-                    f"unknown module '{m}' in row {i} of the model YAML: it is neither an ultralytics module nor "
-                    f"registered by a plugin (plugin modules: {plugin_modules})"
-                )
+            check_module_name(m, f" in row {i} of the model YAML")
         return parse_model(d, ch, *args, **kwargs)
 
     wrapper._ultralytics_triplet = True
     return wrapper
+
+
+def check_module_name(m, where: str = "") -> None:
+    """Raise UnknownModuleError unless parse_model can resolve the YAML module name ``m`` (after ``register()``).
+
+    Args:
+        m: The module field of a YAML row.
+        where (str): Where the name stands, appended to the message (e.g. " in row 3 of the model YAML").
+    """
+    from torch import nn
+
+    if not isinstance(m, str) or not m:
+        raise UnknownModuleError(f"module must be a module name string{where}, got {m!r}")
+    if m.startswith("nn.") and isinstance(getattr(nn, m[3:], None), type):
+        return
+    if m.startswith("torchvision.ops.") or m in vars(_tasks):
+        return
+    registry = sync()
+    plugin_modules = ", ".join(f"{n} ({registry.owners[n]})" for n in registry.modules) or "none"
+    raise UnknownModuleError(
+        f"unknown module '{m}'{where}: it is neither an ultralytics module nor registered by a plugin "
+        f"(plugin modules: {plugin_modules})"
+    )
 
 
 def _convert_anchor_yaml(d: dict) -> dict:

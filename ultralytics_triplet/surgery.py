@@ -104,8 +104,11 @@ def insert_layers_with_rows(
         (tuple[dict, list[int]]): The new model dict and the sorted indices of the inserted rows in it (what
             :func:`write_yaml` marks with a comment and what ``model.model[i]`` holds after building).
     """
+    from .patch import check_module_name, register
+
     d = load_model_dict(cfg)
-    _check_module_name(module)
+    register()  # plugins are applied lazily: make sure their names are in tasks' globals now
+    check_module_name(module)
     if isinstance(args, (str, bytes)) or not isinstance(args, Sequence):
         raise ValueError(f"args must be a list of the inserted module's arguments, got {args!r}")
     rows = _rows(d)
@@ -189,26 +192,6 @@ def _check_rows(rows: list) -> None:
         for x in [f] if _is_int(f) else f if isinstance(f, list) else [None]:
             if not _is_int(x) or not (x == -1 or (x >= 0 and x < i) or (x < 0 and i + x >= 0)):
                 raise ValueError(f"layer {i}: 'from' {f!r} does not point at an earlier layer")
-
-
-def _check_module_name(module: str) -> None:
-    """Check ``module`` is a name ``parse_model`` can resolve (ultralytics' own or a registered plugin's)."""
-    import ultralytics.nn.tasks as tasks
-
-    from .patch import register
-
-    registry = register()  # plugins are applied lazily: make sure their names are in tasks' globals now
-
-    if not isinstance(module, str) or not module:
-        raise ValueError(f"module must be a module name string, got {module!r}")
-    if module.startswith("nn.") and isinstance(getattr(nn, module[3:], None), type):
-        return
-    if module.startswith("torchvision.ops.") or module in vars(tasks):
-        return
-    raise ValueError(
-        f"unknown module {module!r}: neither an ultralytics module nor registered by a plugin "
-        f"(plugin modules: {', '.join(registry.modules) or 'none'})"
-    )
 
 
 def _check_after(after: int | Iterable[int], n_layers: int) -> set[int]:
