@@ -20,10 +20,11 @@ import sys
 import threading
 from pathlib import Path
 
+from ._text import PREFIX
+
 OLDEST, BEYOND = (8, 3, 0), (8, 5)  # the ultralytics releases this patch is written and tested against
 SUPPORTED = f">={'.'.join(map(str, OLDEST))},<{'.'.join(map(str, BEYOND))}"  # as declared in pyproject.toml
 _REQUIRED = ("parse_model", "check_yaml", "yaml_model_load")
-_PREFIX = "ultralytics-triplet:"
 
 _lock = threading.RLock()
 _tasks = None  # the patched ultralytics.nn.tasks module
@@ -59,7 +60,7 @@ def _warn_once(message: str) -> None:
         # ultralytics.nn.tasks, whose import hook imports this module: a top-level import would be circular.
         from ultralytics.utils import LOGGER
 
-        LOGGER.warning(f"{_PREFIX} {message}")
+        LOGGER.warning(f"{PREFIX} {message}")
 
 
 def is_patched(tasks) -> bool:

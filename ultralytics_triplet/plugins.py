@@ -22,10 +22,10 @@ from torch import nn
 from ultralytics.utils import LOGGER
 
 from . import hookspecs
+from ._text import PREFIX
 
 ENV_PLUGINS = "ULTRALYTICS_TRIPLET_PLUGINS"
 BUILTIN = "triplet"  # entry-point name of this package's own plugin
-_PREFIX = "ultralytics-triplet:"
 
 _lock = threading.RLock()
 _manager: pluggy.PluginManager | None = None
@@ -105,7 +105,7 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
         # A source checkout has no entry points: the built-in plugin is registered from its module directly.
         pm.register(builtin.load() if builtin else importlib.import_module(f"{__package__}.builtin"), name=BUILTIN)
     except Exception as e:  # never expected; still, a broken install must not break ultralytics
-        LOGGER.warning(f"{_PREFIX} built-in plugin failed to load ({type(e).__name__}: {e})")
+        LOGGER.warning(f"{PREFIX} built-in plugin failed to load ({type(e).__name__}: {e})")
     for name in sorted(eps):
         if allowed is not None and name not in allowed:
             continue
@@ -115,7 +115,7 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
         except Exception as e:
             if pm.has_plugin(name):
                 pm.unregister(name=name)
-            LOGGER.warning(f"{_PREFIX} plugin '{name}' ({eps[name].value}) failed to load and was skipped: "
+            LOGGER.warning(f"{PREFIX} plugin '{name}' ({eps[name].value}) failed to load and was skipped: "
                            f"{type(e).__name__}: {' '.join(str(e).split())}")
 
 
@@ -124,7 +124,7 @@ def _call(impl, what: str, convert=lambda item: item) -> list:
     try:
         return [convert(item) for item in impl.function() or []]
     except Exception as e:
-        LOGGER.warning(f"{_PREFIX} plugin '{impl.plugin_name}' failed in {what}() and was skipped: "
+        LOGGER.warning(f"{PREFIX} plugin '{impl.plugin_name}' failed in {what}() and was skipped: "
                        f"{type(e).__name__}: {e}")
         return []
 
@@ -135,12 +135,12 @@ def _collect(pm: pluggy.PluginManager) -> Registry:
     for impl in pm.hook.register_modules.get_hookimpls():
         for cls in _call(impl, "register_modules"):
             if not (inspect.isclass(cls) and issubclass(cls, nn.Module)):
-                LOGGER.warning(f"{_PREFIX} plugin '{impl.plugin_name}' registered {cls!r}, which is not an "
+                LOGGER.warning(f"{PREFIX} plugin '{impl.plugin_name}' registered {cls!r}, which is not an "
                                "nn.Module class; skipped")
                 continue
             name = cls.__name__
             if name in modules and modules[name] is not cls:
-                LOGGER.warning(f"{_PREFIX} module name '{name}' from plugin '{impl.plugin_name}' "
+                LOGGER.warning(f"{PREFIX} module name '{name}' from plugin '{impl.plugin_name}' "
                                f"({cls.__module__}) clashes with plugin '{owners[name]}' "
                                f"({modules[name].__module__}); keeping '{owners[name]}'")
                 continue
@@ -151,6 +151,6 @@ def _collect(pm: pluggy.PluginManager) -> Registry:
             if d.is_dir():
                 dirs.append(d)
             else:
-                LOGGER.warning(f"{_PREFIX} plugin '{impl.plugin_name}' registered model directory '{d}', "
+                LOGGER.warning(f"{PREFIX} plugin '{impl.plugin_name}' registered model directory '{d}', "
                                "which does not exist; skipped")
     return Registry(modules, owners, tuple(dict.fromkeys(dirs)))
