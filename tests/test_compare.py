@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from ultralytics_triplet.compare import compare_models, format_table, load_model, plot_comparison
+from ultralytics_triplet.compare import compare_models, format_table, plot_comparison
+from ultralytics_triplet.loading import load_model
 
 
 @pytest.fixture(scope="module")

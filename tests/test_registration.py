@@ -191,15 +191,14 @@ def test_restricted_loading_allows_the_module_and_its_children():
         assert f"ultralytics_triplet.nn.{cls}" in names
 
 
-@pytest.mark.parametrize("moved", ["parse_model", "_SafeLoad._build"])
+@pytest.mark.parametrize("moved", ["parse_model", "_SafeLoad._build", "BaseModel.load"])
 def test_moved_ultralytics_internals_fail_with_one_clear_message_and_patch_nothing(moved):
     fake = types.ModuleType("ultralytics.nn.tasks")
     fake.parse_model = fake.check_yaml = fake.yaml_model_load = lambda *a: None
     fake._SafeLoad = type("_SafeLoad", (), {"_registry": None, "_build": classmethod(lambda cls: {})})
-    if moved == "parse_model":
-        del fake.parse_model
-    else:
-        del fake._SafeLoad._build
+    fake.BaseModel = type("BaseModel", (), {"load": lambda self, weights, verbose=True: None})
+    owner, name = moved.rsplit(".", 1) if "." in moved else ("", moved)
+    delattr(getattr(fake, owner) if owner else fake, name)
     before = dict(vars(fake))
     with pytest.raises(IncompatibleUltralyticsError, match=rf"no ultralytics.nn.tasks.{moved}.*; .*supports "
                                                           r"ultralytics>=8.3.0,<8.5"):

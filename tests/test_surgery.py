@@ -22,14 +22,8 @@ from ultralytics.nn.tasks import (
 )
 from ultralytics.utils import YAML
 from ultralytics_triplet.nn import TripletAttention
-from ultralytics_triplet.surgery import (
-    INSERTED_COMMENT,
-    TransferReport,
-    insert_layers,
-    insert_layers_with_rows,
-    transfer_weights,
-    write_yaml,
-)
+from ultralytics_triplet.surgery import INSERTED_COMMENT, insert_layers, insert_layers_with_rows, write_yaml
+from ultralytics_triplet.weights import TransferReport, transfer_weights
 
 CFG_DIR = Path(tasks.__file__).parents[1] / "cfg" / "models"
 TASK_MODEL = {

@@ -16,7 +16,9 @@ _LAZY = {
     "registry": "plugins",
     "get_plugin_manager": "plugins",
     "insert_layers": "surgery",
-    "transfer_weights": "surgery",
+    "transfer_weights": "weights",
+    "build_model": "loading",
+    "load_model": "loading",
     "make_shapes_dataset": "data",
 }
 __all__ = ("__version__", *_LAZY)

@@ -1,4 +1,4 @@
-"""The ``ultralytics-triplet`` command: model surgery, weight transfer, comparison, gate pictures and an offline demo.
+"""The ``ultralytics-triplet`` command: parses arguments, calls one library function, prints, exits.
 
     ultralytics-triplet insert yolov8n.yaml --after 4 6 8 -o yolov8n-ta.yaml
     ultralytics-triplet transfer yolov5n.pt yolov5n-triplet.yaml -o yolov5n-triplet.pt
@@ -15,13 +15,11 @@ from __future__ import annotations
 import argparse
 import ast
 import os
-import shutil
 import sys
-import time
 import warnings
 from pathlib import Path
 
-PROG = "ultralytics-triplet"
+from ._text import PROG, one_line
 
 __all__ = ("build_parser", "main")
 
@@ -40,12 +38,6 @@ def _logger():
     from ultralytics.utils import LOGGER
 
     return LOGGER
-
-
-def _one_line(e: BaseException) -> str:
-    """An exception's message as one line."""
-    text = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
-    return " ".join(text.split()) or type(e).__name__
 
 
 def _literal(text: str):
@@ -68,16 +60,17 @@ def _check_output(path: str | Path, force: bool, suffixes: tuple[str, ...], what
     return path
 
 
-def _atomic_write(path: Path, write) -> Path:
-    """Call ``write(tmp)`` for a temporary file beside ``path`` and move it into place only if that succeeded."""
+def _atomic_write(path: Path, write):
+    """Call ``write(tmp)`` for a temporary file beside ``path``, move it into place only if that succeeded; return
+    what ``write`` returned."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
     try:
-        write(tmp)
+        result = write(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    return path
+    return result
 
 
 def _log_warnings(caught: list[warnings.WarningMessage]) -> None:
@@ -93,12 +86,13 @@ def _log_warnings(caught: list[warnings.WarningMessage]) -> None:
 
 def cmd_insert(args: argparse.Namespace) -> int:
     """Insert rows into a model YAML and write the result."""
+    from .loading import check_model_dict
     from .surgery import insert_layers_with_rows, write_yaml
 
     out = _check_output(args.output, args.force, (".yaml", ".yml"), "output")
     module_args = [_literal(a) for a in args.args]
     d, rows = insert_layers_with_rows(args.model, args.after, module=args.module, args=module_args)
-    _check_builds(d, args.model)
+    check_model_dict(d, args.model)
     header = (
         f"Made by: {PROG} insert {Path(args.model).name} --after {' '.join(map(str, args.after))} --module "
         f"{args.module}{' --args ' + ' '.join(args.args) if args.args else ''}\n"
@@ -116,116 +110,45 @@ def cmd_insert(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_builds(d: dict, source: str) -> None:
-    """Parse the new model dict (no forward pass) so bad module arguments fail here, before anything is written."""
-    from copy import deepcopy
-
-    import ultralytics.nn.tasks as tasks
-
-    probe = deepcopy(d)
-    if probe.get("scales") and not probe.get("scale"):
-        probe["scale"] = next(iter(probe["scales"]))  # any scale will do; avoids parse_model's 'assuming n' warning
-    try:
-        tasks.parse_model(probe, ch=probe.get("channels", 3), verbose=False)
-    except Exception as e:
-        raise UsageError(f"the new model does not build from {source}: {type(e).__name__}: {_one_line(e)}") from None
-
-
 # --------------------------------------------------------------------------------------------------------------------
 # transfer
 # --------------------------------------------------------------------------------------------------------------------
 
 
 def cmd_transfer(args: argparse.Namespace) -> int:
-    """Build MODEL.yaml, copy BASE.pt's weights into it and save a checkpoint ultralytics trains from."""
+    """Build MODEL.yaml, carry BASE.pt's weights into it and save a checkpoint ultralytics trains from."""
+    from .weights import save_transferred
+
     out = _check_output(args.output, args.force, (".pt",), "output")
-    base_path = Path(args.base)
-    if base_path.suffix.lower() != ".pt":
-        raise UsageError(f"base checkpoint '{base_path}' must be a .pt file")
-    if not base_path.is_file():  # checked here so a missing file is never looked up online by a name
-        raise FileNotFoundError(f"base checkpoint '{base_path}' not found (or not a file)")
-    if out.exists() and out.resolve() == base_path.resolve():
+    base = Path(args.base)
+    if base.suffix.lower() != ".pt":
+        raise UsageError(f"base checkpoint '{base}' must be a .pt file")
+    if not base.is_file():  # checked here so a missing file is never looked up online by a name
+        raise FileNotFoundError(f"base checkpoint '{base}' not found (or not a file)")
+    if out.exists() and out.resolve() == base.resolve():
         raise UsageError("output must differ from the base checkpoint")
-    ckpt, report = transfer_checkpoint(base_path, args.model)
-    _atomic_write(out, lambda tmp: __import__("torch").save(ckpt, tmp))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report, model = _atomic_write(out, lambda tmp: save_transferred(base, args.model, tmp, strict=not args.force,
+                                                                        pass_through=not args.paper_init))
+    _log_warnings(caught)
     log = _logger()
     log.info(f"{PROG}: {report}")
-    layers = ckpt["model"].model
-    foreign = [i for i in report.empty_layers if type(layers[i]).__name__ != "TripletAttention"]
+    if report.pass_through:
+        rows = ", ".join(map(str, report.pass_through))
+        log.info(f"{PROG}: layer{'s' * (len(report.pass_through) > 1)} {rows} start as pass-throughs, so the model "
+                 f"computes what {base.name} computed (--paper-init keeps the paper's initialisation)")
+    foreign = [i for i in report.empty_layers if i not in report.pass_through]
     if foreign:
         log.warning(
             f"{PROG}: layer{'s' * (len(foreign) > 1)} {', '.join(map(str, foreign))} of {args.model} received no "
-            f"weights although {'they are' if len(foreign) > 1 else 'it is'} not TripletAttention: is "
-            f"{base_path.name} the model {args.model} was made from?"
+            f"weights and keep their initial values: is {base.name} the model {args.model} was made from?"
         )
     log.info(
-        f"{PROG}: wrote {out} ({args.model} with {base_path.name}'s weights, nc={ckpt['model'].yaml.get('nc')}, "
-        f"{str(next(ckpt['model'].parameters()).dtype).replace('torch.', '')}). Train it with:\n"
+        f"{PROG}: wrote {out} ({args.model} with {base.name}'s weights, nc={model.yaml.get('nc')}). Train it with:\n"
         f"  yolo train model={out} data=your_data.yaml"
     )
     return 0
-
-
-def transfer_checkpoint(base: str | Path, cfg: str | Path) -> tuple[dict, object]:
-    """Return an ultralytics checkpoint dict of ``cfg`` built with ``base``'s weights, and the transfer report.
-
-    The new model takes the base model's class count and names (so its head can receive the base head's tensors)
-    and the base parameters' dtype (float16 for released and trained ultralytics weights, so nothing is rounded);
-    the dict has the keys ultralytics' ``strip_optimizer`` leaves in a final ``best.pt``.
-    """
-    from datetime import datetime
-
-    import torch
-    from ultralytics import __version__
-    from ultralytics.nn.tasks import guess_model_task
-
-    from .compare import build_from_yaml
-    from .surgery import _load_source, transfer_weights
-
-    source = _load_source(base)  # ValueError for unreadable/truncated/foreign files
-    base_yaml = getattr(source, "yaml", None) or {}
-    names = getattr(source, "names", None)
-    nc = base_yaml.get("nc") or (len(names) if isinstance(names, (dict, list)) else None)
-    model = build_from_yaml(cfg, nc=nc)
-    try:
-        report = transfer_weights(model, source)
-    except ValueError as e:
-        raise UsageError(f"cannot transfer {Path(base).name} into {cfg}: {_one_line(e)}") from None
-
-    if isinstance(names, (list, tuple)):
-        names = dict(enumerate(names))
-    if isinstance(names, dict) and len(names) == model.yaml.get("nc"):
-        model.names = {int(k): str(v) for k, v in names.items()}
-    task = guess_model_task(model)
-    base_args = getattr(source, "args", None)
-    base_args = dict(base_args) if isinstance(base_args, dict) else vars(base_args) if base_args is not None else {}
-    imgsz = base_args.get("imgsz")
-    train_args = {"task": task, "model": str(cfg), "imgsz": imgsz if isinstance(imgsz, int) else 640,
-                  "single_cls": bool(base_args.get("single_cls", False))}
-    dtype = next((p.dtype for p in source.parameters() if p.is_floating_point()), torch.float32)
-    model = model.to(torch.float16 if dtype == torch.float16 else torch.float32).eval()
-    model.args = dict(train_args)
-    model.task = task
-    for p in model.parameters():
-        p.requires_grad = False
-    ckpt = {
-        "date": datetime.now().astimezone().isoformat(),
-        "version": __version__,
-        "license": "AGPL-3.0 License (https://ultralytics.com/license)",
-        "docs": "https://docs.ultralytics.com",
-        "epoch": -1,
-        "best_fitness": None,
-        "model": model,
-        "ema": None,
-        "updates": None,
-        "optimizer": None,
-        "scaler": None,
-        "train_args": train_args,
-        "train_metrics": None,
-        "transfer": {"base": str(base), "model": str(cfg), "transferred": report.transferred,
-                     "missing": report.missing, "skipped": report.skipped, "empty_layers": list(report.empty_layers)},
-    }
-    return ckpt, report
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -263,37 +186,15 @@ def cmd_visualize(args: argparse.Namespace) -> int:
 # demo
 # --------------------------------------------------------------------------------------------------------------------
 
-DEMO_MODELS = ("yolov5n-triplet.yaml", "yolov5n.yaml")
-DEMO_ITEMS = ("shapes", "runs", "gates.png", "results.txt")  # what the demo writes into --out
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     """Train yolov5n-triplet and yolov5n on a synthetic dataset with one budget; compare them."""
+    from .demo import demo
+
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out '{out}' is a file, not a directory")
-    if out.is_dir() and any(out.iterdir()) and not args.force:
-        raise FileExistsError(f"'{out}' is not empty; choose a new --out directory or pass --force to reuse it")
-    limits = (("--epochs", args.epochs, 1), ("--imgsz", args.imgsz, 32), ("--train-images", args.train_images, 2),
-              ("--batch", args.batch, 1))
-    for what, v, low in limits:
-        if v < low:
-            raise UsageError(f"{what} must be >= {low}, got {v}")
-    if args.imgsz % 32:
-        raise UsageError(f"--imgsz must be a multiple of 32, got {args.imgsz}")
-    for item in DEMO_ITEMS:  # --force: replace only what an earlier demo wrote, never anything else in --out
-        p = out / item
-        if p.is_dir():
-            shutil.rmtree(p)
-        elif p.exists():
-            p.unlink()
-    out.mkdir(parents=True, exist_ok=True)
-    results = run_demo(out, epochs=args.epochs, imgsz=args.imgsz, n_train=args.train_images, batch=args.batch,
-                       seed=args.seed)
+    text = demo(out, epochs=args.epochs, imgsz=args.imgsz, n_train=args.train_images, batch=args.batch,
+                seed=args.seed, force=args.force)
     log = _logger()
-    table = format_demo_table(results, args)
-    (out / "results.txt").write_text(table + "\n", encoding="utf-8")
-    log.info(f"\n{table}\n")
+    log.info(f"\n{text}\n")
     log.info(
         f"{PROG}: results in {out.resolve()}:\n"
         f"  gates.png          TripletAttention gates of the trained triplet model on a validation image\n"
@@ -302,62 +203,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"  shapes/            the synthetic dataset (data.yaml)"
     )
     return 0
-
-
-def run_demo(out: Path, epochs: int, imgsz: int, n_train: int, batch: int, seed: int) -> list[dict]:
-    """Make the dataset, train both models, visualize the triplet one; return one result dict per model."""
-    from ultralytics import YOLO
-
-    from .compare import model_stats
-    from .data import make_shapes_dataset
-    from .visualize import visualize
-
-    log = _logger()
-    data = make_shapes_dataset(out / "shapes", n_train=n_train, n_val=max(8, n_train // 4), imgsz=imgsz, seed=seed)
-    log.info(f"{PROG}: synthetic dataset ({n_train} train images, {imgsz} px) in {data.parent}")
-    results = []
-    for name in DEMO_MODELS:
-        log.info(f"{PROG}: training {name} for {epochs} epoch{'s' * (epochs > 1)} (seed {seed})")
-        model = YOLO(name)
-        t0 = time.perf_counter()
-        metrics = model.train(
-            data=str(data), epochs=epochs, imgsz=imgsz, batch=batch, workers=0, device="cpu", seed=seed,
-            deterministic=True, plots=False, project=str((out / "runs").resolve()), name=Path(name).stem,
-            exist_ok=True, amp=False, verbose=False,
-        )
-        wall = time.perf_counter() - t0
-        stats = model_stats(model.model, imgsz)  # the trained model (nc of the dataset), as loaded from best.pt
-        rd = getattr(metrics, "results_dict", None) or {}
-        results.append({
-            "name": name, **stats, "map50": rd.get("metrics/mAP50(B)", float("nan")),
-            "map": rd.get("metrics/mAP50-95(B)", float("nan")), "wall_s": wall,
-            "best": Path(model.trainer.best if model.trainer.best.exists() else model.trainer.last),
-        })
-    image = sorted((data.parent / "images" / "val").iterdir())[0]
-    visualize(results[0]["best"], image, out / "gates.png", imgsz=imgsz)
-    return results
-
-
-def format_demo_table(results: list[dict], args: argparse.Namespace) -> str:
-    """The demo's side-by-side table."""
-    a, b = results
-    rows = [
-        ("", a["name"], b["name"]),
-        ("parameters", f"{a['parameters']:,}", f"{b['parameters']:,}"),
-        (f"GFLOPs @{args.imgsz}", f"{a['gflops']:.3f}", f"{b['gflops']:.3f}"),
-        ("mAP50 (val)", f"{a['map50']:.4f}", f"{b['map50']:.4f}"),
-        ("mAP50-95 (val)", f"{a['map']:.4f}", f"{b['map']:.4f}"),
-        ("train wall time", f"{a['wall_s']:.1f} s", f"{b['wall_s']:.1f} s"),
-    ]
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    lines = [f"Demo: {args.epochs} epoch(s), imgsz {args.imgsz}, {args.train_images} synthetic train images, "
-             f"batch {args.batch}, seed {args.seed}, CPU"]
-    for k, r in enumerate(rows):
-        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
-        if k == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    lines.append("(tiny budget: the numbers show the pipeline works, not which model is better)")
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -407,7 +252,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("base", metavar="BASE.pt", help="ultralytics checkpoint (local file; nothing is downloaded)")
     p.add_argument("model", metavar="MODEL.yaml", help="target model YAML path or name, e.g. yolov5n-triplet.yaml")
     p.add_argument("-o", "--output", required=True, metavar="OUT.pt", help="where to write the new checkpoint")
-    p.add_argument("--force", action="store_true", help="overwrite OUT.pt if it exists")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite OUT.pt if it exists, and write it even when most of BASE.pt finds no place")
+    p.add_argument("--paper-init", action="store_true",
+                   help="keep the paper's initialisation of inserted layers instead of starting them as "
+                   "pass-throughs that preserve BASE.pt's function")
     p.set_defaults(func=cmd_transfer)
 
     p = sub.add_parser("compare", help="layers, parameters, GFLOPs and CPU latency of two models",
@@ -460,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args) or 0
     except (OSError, ValueError, ImportError, UnknownModuleError) as e:  # OSError: exists, not found, permission
-        sys.stderr.write(f"{PROG}: error: {_one_line(e)}\n")
+        sys.stderr.write(f"{PROG}: error: {one_line(e)}\n")
         return 2
 
 

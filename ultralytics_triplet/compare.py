@@ -18,111 +18,10 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ("compare_models", "format_table", "load_model", "model_stats", "plot_comparison")
+from ._text import table
+from .loading import load_model
 
-_TASK_MODELS = {
-    "detect": "DetectionModel",
-    "segment": "SegmentationModel",
-    "pose": "PoseModel",
-    "obb": "OBBModel",
-    "classify": "ClassificationModel",
-}
-
-
-def _first_line(e: BaseException) -> str:
-    """An exception's message on one line (its first line, or its type name when it has none)."""
-    return (str(e).strip().splitlines() or [type(e).__name__])[0]
-
-
-def build_from_yaml(cfg: str | Path | dict, nc: int | None = None) -> nn.Module:
-    """Build the ultralytics task model a model YAML describes (bare names resolve as ultralytics resolves them).
-
-    Args:
-        cfg (str | Path | dict): Model YAML name or path (``yolov5n-triplet.yaml`` is ``yolov5-triplet.yaml`` at
-            scale ``n``), or a model dict.
-        nc (int | None): Number of classes, overriding the YAML's ``nc``.
-
-    Returns:
-        (nn.Module): A ``DetectionModel`` (or the segment/pose/obb/classify model the YAML's head implies).
-
-    Raises:
-        FileNotFoundError: If the YAML does not exist.
-        ValueError: If the YAML does not build into a model.
-    """
-    import ultralytics.nn.tasks as tasks
-
-    from .patch import register
-
-    register()
-    if isinstance(cfg, dict):
-        d = copy.deepcopy(cfg)
-    else:
-        name = str(cfg)
-        if Path(name).suffix.lower() not in {".yaml", ".yml"}:
-            raise ValueError(f"'{name}' is not a model YAML (.yaml/.yml)")
-        if Path(name).name != name and not Path(name).is_file():  # a path (not a bare name) that is not there
-            raise FileNotFoundError(f"model YAML '{name}' not found")
-        try:
-            d = tasks.yaml_model_load(name)
-        except FileNotFoundError:
-            msg = f"model YAML '{name}' not found (neither a file nor a name ultralytics knows)"
-            raise FileNotFoundError(msg) from None
-        except Exception as e:
-            raise ValueError(f"'{name}' is not a readable model YAML: {_first_line(e)}") from None
-    if not isinstance(d, dict) or not isinstance(d.get("backbone"), list) or not isinstance(d.get("head"), list):
-        raise ValueError(f"'{cfg}' is not a model YAML: it needs 'backbone' and 'head' lists")
-    if nc is not None:
-        d["nc"] = int(nc)  # set here rather than by the nc argument, which logs an 'Overriding' line
-    try:
-        task = tasks.guess_model_task(d)
-        cls = getattr(tasks, _TASK_MODELS.get(task, "DetectionModel"))
-        return cls(d, verbose=False)
-    except Exception as e:
-        raise ValueError(f"'{cfg}' does not build into a model: {type(e).__name__}: {_first_line(e)}") from None
-
-
-def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
-    """Load an ultralytics checkpoint from a local file (never downloads); return its float32 model and the dict.
-
-    Raises:
-        FileNotFoundError: If ``path`` is not a file.
-        ValueError: If the file is not a readable ultralytics checkpoint.
-    """
-    import ultralytics.nn.tasks as tasks
-
-    from .patch import register
-
-    _load = getattr(tasks, "load_checkpoint", None) or tasks.attempt_load_one_weight  # the name before 8.4
-
-    register()
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint '{path}' not found (or not a file)")
-    try:
-        model, ckpt = _load(str(path), device="cpu")
-    except Exception as e:
-        raise ValueError(f"'{path}' is not a readable ultralytics checkpoint: {_first_line(e)}") from None
-    return model, ckpt
-
-
-def load_model(source: str | Path | nn.Module) -> nn.Module:
-    """Return a float32 model in eval mode on the CPU from a ``.pt`` checkpoint, a model YAML or a module.
-
-    Raises:
-        FileNotFoundError: If a named file does not exist.
-        ValueError: If the file is neither a readable checkpoint nor a buildable model YAML.
-    """
-    if isinstance(source, nn.Module):
-        from ultralytics.engine.model import Model
-
-        model = source.model if isinstance(source, Model) else source  # YOLO(...) wraps the network
-        return model.float().eval().cpu()
-    suffix = Path(str(source)).suffix.lower()
-    if suffix == ".pt":
-        return load_checkpoint(source)[0].float().eval().cpu()
-    if suffix in {".yaml", ".yml"}:
-        return build_from_yaml(source).float().eval().cpu()
-    raise ValueError(f"'{source}' is neither a .pt checkpoint nor a .yaml model config")
+__all__ = ("compare_models", "format_table", "model_stats", "plot_comparison")
 
 
 def model_stats(model: nn.Module, imgsz: int = 640) -> dict[str, Any]:
@@ -269,18 +168,12 @@ def format_table(rows: list[dict[str, Any]]) -> str:
          ".2f"),
         ("CPU latency ms (min)", "latency_min_ms", ".2f"),
     ]
-    table = [("", a["name"], b["name"], "B - A")]
+    rows_out = [("", a["name"], b["name"], "B - A")]
     for label, key, fmt in lines:
         if a.get(key) is None or b.get(key) is None:
             continue
-        table.append((label, format(a[key], fmt), format(b[key], fmt), _delta(a[key], b[key], fmt.lstrip(","))))
-    widths = [max(len(r[i]) for r in table) for i in range(4)]
-    out = []
-    for k, r in enumerate(table):
-        out.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
-        if k == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return "\n".join(out)
+        rows_out.append((label, format(a[key], fmt), format(b[key], fmt), _delta(a[key], b[key], fmt.lstrip(","))))
+    return table(rows_out)
 
 
 def plot_comparison(rows: list[dict[str, Any]], out: str | Path) -> Path:
@@ -294,10 +187,7 @@ def plot_comparison(rows: list[dict[str, Any]], out: str | Path) -> Path:
     Returns:
         (Path): The written file.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the caller's matplotlib backend and figures stay as they are
 
     out = Path(out)
     names = [r["name"] for r in rows]
@@ -306,7 +196,8 @@ def plot_comparison(rows: list[dict[str, Any]], out: str | Path) -> Path:
         (f"GFLOPs @{rows[0].get('imgsz', '?')}", [r["gflops"] for r in rows], [f"{r['gflops']:.3f}" for r in rows]),
         ("CPU latency, median (ms)", [r["latency_ms"] for r in rows], [f"{r['latency_ms']:.1f}" for r in rows]),
     ]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8))
+    fig = Figure(figsize=(4.2 * len(panels), 3.8))
+    axes = fig.subplots(1, len(panels))
     colors = ["#4C72B0", "#DD8452", "#55A868", "#C44E52"]
     for ax, (title, values, labels) in zip(axes, panels):
         bars = ax.bar(range(len(values)), values, color=colors[: len(values)])
@@ -319,5 +210,4 @@ def plot_comparison(rows: list[dict[str, Any]], out: str | Path) -> Path:
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
-    plt.close(fig)
     return out

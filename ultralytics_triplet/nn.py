@@ -32,6 +32,8 @@ from ._fused import gate_conv, triplet_scale, use_fused, zpool3
 
 __all__ = ("AttentionGate", "ConvBN", "GateBatchNorm2d", "TripletAttention", "zpool")
 
+PASS_THROUGH_BIAS = 4.0  # TripletAttention.init_pass_through: gates start at sigmoid(4) = 0.982
+
 
 def zpool(x: torch.Tensor, dim: int) -> torch.Tensor:
     """Z-pool: max and mean of ``x`` over ``dim``, stacked (max first) as a new axis 1.
@@ -172,6 +174,24 @@ class TripletAttention(nn.Module):
         g_hc = gate(self.hc, pooled[1]).permute(0, 3, 2, 1)  # (B,1,H,C) -> (B,C,H,1)
         g_hw = None if self.no_spatial else gate(self.hw, pooled[2])  # (B,1,H,W)
         return triplet_scale(x, g_cw, g_hc, g_hw, 1 / len(pooled), handoff)
+
+    @torch.no_grad()
+    def init_pass_through(self, bias: float = PASS_THROUGH_BIAS) -> None:
+        """Start the gates near 1, so the module passes its input on almost unchanged: y = sigmoid(bias)·x.
+
+        Used when the module is inserted into a pretrained network (``weights.py``): each gate's BN scale is set to 0
+        and its shift to ``bias``, so every gate is the constant sigmoid(bias) whatever the input, instead of the
+        ≈0.5 a fresh gate gives (which halves the features the next pretrained layer was trained on). The function
+        is still the paper's; only the starting values differ. The gates still learn: the BN scale gets a gradient
+        at once (∝ sigmoid'(bias)), and the conv weights as soon as that scale moves from 0.
+
+        Args:
+            bias (float): The BN shift; the module starts as sigmoid(bias)·x (0.982·x at the default 4).
+        """
+        for gate in (self.cw, self.hc, getattr(self, "hw", None)):
+            if gate is not None:
+                gate.conv.bn.weight.zero_()
+                gate.conv.bn.bias.fill_(bias)
 
     def extra_repr(self) -> str:
         """Show the arguments in ``print(model)``."""

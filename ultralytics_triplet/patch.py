@@ -1,13 +1,14 @@
 """Apply the plugin registry to ultralytics: the one place where a YAML name becomes a class.
 
-``install(tasks)`` runs once, right after ``ultralytics.nn.tasks`` executes (see ``_startup.py``), and wraps three
+``install(tasks)`` runs once, right after ``ultralytics.nn.tasks`` executes (see ``_startup.py``), and wraps four
 of its names:
 
 - ``parse_model``: before each model build, registered classes are put into ``tasks``' globals, where parse_model
   looks names up (``globals()[m]``); an unknown name and a YOLOv5-repo YAML with ``anchors`` get a clear message;
 - ``check_yaml``: a bare YAML name ultralytics cannot find is looked up in the registered model directories, so
   ``yolov5l-triplet.yaml`` resolves through ultralytics' own ``yolov5-triplet.yaml`` + scale logic;
-- ``_SafeLoad._build``: registered classes join the allow-list of restricted checkpoint loading.
+- ``_SafeLoad._build``: registered classes join the allow-list of restricted checkpoint loading;
+- ``BaseModel.load`` (in ``weights.py``): pretrained weights are matched by aligned layers, not by index.
 
 Plugins are loaded on the first of those calls, never during ultralytics' import (which is still half-way then).
 """
@@ -84,6 +85,8 @@ def install(tasks) -> None:
             return
         version = getattr(sys.modules.get("ultralytics"), "__version__", "unknown")
         missing = [f"ultralytics.nn.tasks.{n}" for n in _REQUIRED if not callable(getattr(tasks, n, None))]
+        if not callable(getattr(getattr(tasks, "BaseModel", None), "load", None)):
+            missing.append("ultralytics.nn.tasks.BaseModel.load")
         safe = getattr(tasks, "_SafeLoad", None)  # restricted loading exists from ultralytics 8.4
         if safe is not None and not (callable(getattr(safe, "_build", None)) and hasattr(safe, "_registry")):
             missing.append("ultralytics.nn.tasks._SafeLoad._build/_registry")
@@ -97,6 +100,9 @@ def install(tasks) -> None:
             _warn_once(f"ultralytics {version} is untested; supported: ultralytics{SUPPORTED}")
         tasks.parse_model = _wrap_parse_model(tasks.parse_model)
         tasks.check_yaml = _wrap_check_yaml(tasks.check_yaml)
+        from .weights import install_load_patch
+
+        install_load_patch(tasks)  # pretrained weights: layer-aligned, inserted layers start as pass-throughs
         if safe is not None:
             safe._build = classmethod(_wrap_safe_build(safe._build))
         _tasks = tasks

@@ -1,49 +1,30 @@
-"""Model surgery: insert layers into an ultralytics model YAML and carry pretrained weights across.
+"""YAML index algebra: insert rows into an ultralytics model YAML, re-wire every index, write the YAML back.
 
-Three steps take a stock YOLO model to one with Triplet Attention at chosen places without losing its training:
-
-1. :func:`insert_layers` rewrites a model dict so a new row follows each chosen layer and everything that used that
-   layer's output now uses the new row's output instead (``from`` indices rewired, every other index shifted).
-2. :func:`transfer_weights` copies a plain model's (or checkpoint's) parameters and buffers into the new model by
-   aligning the two layer lists, so the inserted layers are skipped and every original layer gets its own tensors.
-3. :func:`write_yaml` saves the new dict as an ultralytics model YAML with each inserted row marked by a comment.
+:func:`insert_layers` rewrites a model dict so a new row follows each chosen layer and everything that used that
+layer's output now uses the new row's output instead (``from`` indices rewired, every other index shifted);
+:func:`write_yaml` saves the new dict as an ultralytics model YAML with each inserted row marked by a comment.
+Carrying a plain model's weights into the result is ``weights.py``'s job.
 
 Examples:
     >>> from ultralytics.nn.tasks import DetectionModel
     >>> d, rows = insert_layers_with_rows("yolov8n.yaml", after=[4, 6, 9])
     >>> model = DetectionModel(d, verbose=False)
-    >>> report = transfer_weights(model, "yolov8n.pt")  # a local checkpoint; nothing is downloaded
     >>> write_yaml(d, "yolov8n-triplet.yaml", rows)
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import math
-import pickle
 import re
 import warnings
-import zipfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from numbers import Integral
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import nn
-
-__all__ = (
-    "INSERTED_COMMENT",
-    "TransferReport",
-    "insert_layers",
-    "insert_layers_with_rows",
-    "load_model_dict",
-    "transfer_weights",
-    "write_yaml",
-)
+__all__ = ("INSERTED_COMMENT", "insert_layers", "insert_layers_with_rows", "load_model_dict", "write_yaml")
 
 INSERTED_COMMENT = "# inserted by ultralytics-triplet"
 _LOAD_TIME_KEYS = ("scale", "yaml_file")  # set by yaml_model_load from the file name, never read from the file
@@ -145,7 +126,9 @@ def load_model_dict(cfg: str | Path | dict) -> dict:
     if isinstance(cfg, dict):
         d = copy.deepcopy(cfg)
     elif isinstance(cfg, (str, Path)):
-        d = _load_yaml_cfg(Path(cfg))
+        from .loading import load_model_yaml
+
+        d = load_model_yaml(cfg)
     else:
         raise ValueError(f"cfg must be a model YAML name, path or dict, got {type(cfg).__name__}")
     for key in ("backbone", "head"):
@@ -153,24 +136,6 @@ def load_model_dict(cfg: str | Path | dict) -> dict:
             raise ValueError(f"model dict needs a '{key}' list of [from, number, module, args] rows")
     _check_rows(_rows(d))
     return d
-
-
-def _load_yaml_cfg(path: Path) -> dict:
-    """Resolve and load a model YAML with ``ultralytics.nn.tasks.yaml_model_load``."""
-    from ultralytics.nn.tasks import yaml_model_load
-
-    if not path.suffix:
-        path = path.with_suffix(".yaml")
-    if path.suffix.lower() not in {".yaml", ".yml"}:
-        raise ValueError(f"cfg must be a model YAML (.yaml or .yml), got '{path}'")
-    import yaml
-
-    try:
-        return yaml_model_load(path)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"model YAML '{path}' not found (not a file, nor an ultralytics model name)") from None
-    except yaml.YAMLError as e:  # ultralytics 8.4 reports this as a ValueError itself, 8.3 lets it through
-        raise ValueError(f"YAML syntax error in '{path}': {' '.join(str(e).split())}") from None
 
 
 def _rows(d: dict) -> list:
@@ -349,180 +314,3 @@ def _warn_if_scale_lost(d: dict, path: Path) -> None:
             f"so use a name like 'yolo…{scale}-….yaml' to keep it",
             stacklevel=3,
         )
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# transfer_weights
-# --------------------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class TransferReport:
-    """What :func:`transfer_weights` copied.
-
-    Attributes:
-        transferred (int): Target tensors (parameters and buffers) that received a source tensor.
-        skipped (int): Source tensors that went nowhere (unaligned layer, or no key/shape match in its layer).
-        missing (int): Target tensors that received nothing and keep their initial values.
-        empty_layers (list[int]): Target layer indices that hold tensors but received none (e.g. inserted layers).
-        layer_pairs (list[tuple[int, int]]): Aligned (source, target) layer positions in the two layer lists.
-    """
-
-    transferred: int = 0
-    skipped: int = 0
-    missing: int = 0
-    empty_layers: list[int] = field(default_factory=list)
-    layer_pairs: list[tuple[int, int]] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        """Return a short human-readable summary."""
-        total = self.transferred + self.missing
-        empty = ", ".join(map(str, self.empty_layers)) or "none"
-        return (
-            f"Transferred {self.transferred}/{total} target tensors from {len(self.layer_pairs)} aligned layers; "
-            f"{self.missing} target tensors kept their initial values, {self.skipped} source tensors unused; "
-            f"target layers without transferred weights: {empty}"
-        )
-
-
-def transfer_weights(model: nn.Module, source: str | Path | nn.Module) -> TransferReport:
-    """Copy every parameter and buffer of ``source`` into ``model`` by aligning their layer lists.
-
-    The two layer lists are aligned in order (a longest-common-subsequence over layer types, preferring pairs whose
-    tensors fit), so layers that only the target has, such as inserted attention rows, are skipped and each original
-    layer meets its own weights although its ``model.N.`` prefix moved. Within an aligned pair, tensors whose key
-    (relative to the layer) and shape match are copied and cast to the target's dtype and device.
-
-    Args:
-        model (nn.Module): Target: an ultralytics model (``DetectionModel`` etc.) or any module whose ``.model`` is
-            the ``nn.Sequential`` of layers.
-        source (str | Path | nn.Module): An ultralytics checkpoint (its ``ema``, else ``model``, entry; float16 is
-            upcast), an ultralytics model, or its layer ``nn.Sequential``. Checkpoints are unpickled with
-            ``weights_only=False`` as ultralytics does, so only load files you trust.
-
-    Returns:
-        (TransferReport): Counts of transferred, skipped and missing tensors and the target layers left empty.
-
-    Raises:
-        FileNotFoundError: If ``source`` is a path that does not exist.
-        ValueError: If ``source`` is not a readable checkpoint, either side has no layer list, or no tensor fits;
-            the target is left untouched in that case.
-    """
-    target_layers = _layer_list(model, "model")
-    source_layers = _layer_list(_load_source(source) if isinstance(source, (str, Path)) else source, "source")
-    src = [_layer_state(m) for m in source_layers]
-    tgt = [_layer_state(m) for m in target_layers]
-    pairs = _align([_layer_type(m) for m in source_layers], [_layer_type(m) for m in target_layers], src, tgt)
-
-    plan = [(tgt[t][k], src[s][k]) for s, t in pairs for k in _fitting_keys(src[s], tgt[t])]
-    if not plan:
-        raise ValueError("no source tensor fits the target model: the two share no layer of the same type and shape")
-    with torch.no_grad():
-        for t_tensor, s_tensor in plan:
-            t_tensor.copy_(s_tensor.to(device=t_tensor.device, dtype=t_tensor.dtype))
-    return _report(pairs, src, tgt, target_layers)
-
-
-def _layer_list(obj: Any, what: str) -> nn.Sequential:
-    """Find the ``nn.Sequential`` of layers in an ultralytics model (or wrapper), or accept one directly."""
-    for _ in range(4):  # Sequential, DetectionModel.model, YOLO.model.model, ...
-        if isinstance(obj, nn.Sequential):
-            return obj
-        obj = getattr(obj, "model", None)
-    raise ValueError(f"{what} has no layer list: expected an ultralytics model or its .model nn.Sequential")
-
-
-def _load_source(path: str | Path) -> Any:
-    """Unpickle an ultralytics checkpoint and return its ``ema`` (else ``model``) module."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint '{path}' not found (or not a file)")
-    try:
-        from ultralytics.nn.tasks import temporary_modules
-
-        legacy = temporary_modules(
-            modules={"ultralytics.yolo.utils": "ultralytics.utils", "ultralytics.yolo.v8": "ultralytics.models.yolo"},
-            attributes={"ultralytics.nn.modules.block.Silence": "torch.nn.Identity"},
-        )
-    except ImportError:  # older/newer ultralytics without the helper: plain load
-        legacy = contextlib.nullcontext()
-    try:
-        with legacy:
-            ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
-        reason = (str(e).splitlines() or [type(e).__name__])[0]
-        raise ValueError(f"'{path}' is not a readable checkpoint (empty, truncated or corrupt): {reason}") from None
-    except (ImportError, AttributeError) as e:
-        reason = (str(e).splitlines() or [type(e).__name__])[0]
-        raise ValueError(f"'{path}' needs code that is not importable here: {reason}") from None
-    if isinstance(ckpt, nn.Module):
-        return ckpt
-    model = None
-    if isinstance(ckpt, dict):
-        model = ckpt.get("ema") if ckpt.get("ema") is not None else ckpt.get("model")
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"'{path}' is not an ultralytics checkpoint: no 'ema' or 'model' module in it")
-    return model
-
-
-def _layer_type(m: nn.Module) -> str:
-    """Layer type name without its module path (``Conv`` for ``ultralytics.nn.modules.conv.Conv``)."""
-    t = getattr(m, "type", None) or type(m).__name__
-    return str(t).rsplit(".", 1)[-1]
-
-
-def _layer_state(m: nn.Module) -> dict[str, torch.Tensor]:
-    """A layer's persistent parameters and buffers by relative key (the live tensors, for in-place copies)."""
-    return dict(m.state_dict(keep_vars=True))
-
-
-def _fitting_keys(src: dict[str, torch.Tensor], tgt: dict[str, torch.Tensor]) -> list[str]:
-    """Keys present in both layer states with equal shapes."""
-    return [k for k, v in tgt.items() if k in src and src[k].shape == v.shape]
-
-
-def _align(src_types: list[str], tgt_types: list[str], src: list[dict], tgt: list[dict]) -> list[tuple[int, int]]:
-    """Order-preserving alignment of source and target layers maximizing matched layers plus fitting tensors.
-
-    A pair may be taken only when the types are equal and then scores 1 plus the number of its tensors that fit
-    (same key and shape); the alignment with the highest total wins, so equal-typed layers whose tensors fit are
-    preferred over ones that merely share a type. Classic dynamic programming, O(len(src) * len(tgt)).
-    """
-    n, m = len(src_types), len(tgt_types)
-    gain = [
-        [1 + len(_fitting_keys(src[i], tgt[j])) if src_types[i] == tgt_types[j] else 0 for j in range(m)]
-        for i in range(n)
-    ]
-    score = [[0] * (m + 1) for _ in range(n + 1)]
-    for i in range(n - 1, -1, -1):
-        for j in range(m - 1, -1, -1):
-            take = gain[i][j] + score[i + 1][j + 1] if gain[i][j] else 0
-            score[i][j] = max(take, score[i + 1][j], score[i][j + 1])
-    pairs, i, j = [], 0, 0
-    while i < n and j < m:
-        if gain[i][j] and score[i][j] == gain[i][j] + score[i + 1][j + 1]:
-            pairs.append((i, j))
-            i, j = i + 1, j + 1
-        elif score[i][j] == score[i + 1][j]:
-            i += 1
-        else:
-            j += 1
-    return pairs
-
-
-def _report(
-    pairs: list[tuple[int, int]], src: list[dict], tgt: list[dict], target_layers: nn.Sequential
-) -> TransferReport:
-    """Count what an alignment transferred."""
-    received = [0] * len(tgt)
-    for s, t in pairs:
-        received[t] = len(_fitting_keys(src[s], tgt[t]))
-    transferred = sum(received)
-    empty = [int(getattr(target_layers[t], "i", t)) for t in range(len(tgt)) if tgt[t] and not received[t]]
-    return TransferReport(
-        transferred=transferred,
-        skipped=sum(map(len, src)) - transferred,
-        missing=sum(map(len, tgt)) - transferred,
-        empty_layers=empty,
-        layer_pairs=list(pairs),
-    )

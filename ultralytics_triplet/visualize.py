@@ -117,7 +117,7 @@ def visualize(
         FileNotFoundError: If the model or image file does not exist.
         ValueError: If an input is unreadable, ``imgsz`` is bad, or the model has no TripletAttention layer.
     """
-    from .compare import load_model
+    from .loading import load_model
 
     if isinstance(imgsz, bool) or not isinstance(imgsz, int) or imgsz < 32 or imgsz % 32:
         raise ValueError(f"imgsz must be a positive multiple of 32, got {imgsz!r}")
@@ -134,10 +134,7 @@ def visualize(
 
 def _draw(rgb: np.ndarray, layers: list[dict[str, Any]], out: Path, title: str) -> Path:
     """Lay out one row per layer: image + spatial gate, C–W gate, H–C gate."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the caller's matplotlib backend and figures stay as they are
     from matplotlib.ticker import FormatStrFormatter, MaxNLocator
 
     def colorbar(im, ax):
@@ -146,7 +143,8 @@ def _draw(rgb: np.ndarray, layers: list[dict[str, Any]], out: Path, title: str) 
         bar.update_ticks()
 
     n = len(layers)
-    fig, axes = plt.subplots(n, 3, figsize=(13.5, 4.0 * n), squeeze=False)
+    fig = Figure(figsize=(13.5, 4.0 * n))
+    axes = fig.subplots(n, 3, squeeze=False)
     size = rgb.shape[0]
     for row, layer in zip(axes, layers):
         c, h, w = layer["shape"]
@@ -188,5 +186,4 @@ def _draw(rgb: np.ndarray, layers: list[dict[str, Any]], out: Path, title: str) 
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
-    plt.close(fig)
     return out

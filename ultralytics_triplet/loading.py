@@ -1,0 +1,221 @@
+"""Turn whatever a user hands over (a YAML name or path, a model dict, a checkpoint, a module) into a model.
+
+Every YAML goes through ``ultralytics.nn.tasks.yaml_model_load`` and every checkpoint through ultralytics' own loader
+(``load_checkpoint``, ``attempt_load_one_weight`` before 8.4), so name resolution, the legacy module remaps and
+``ULTRALYTICS_SAFE_LOAD`` are ultralytics' own. Nothing here downloads: a checkpoint must be a local file.
+
+Examples:
+    >>> from ultralytics_triplet.loading import build_model, load_checkpoint, load_model
+    >>> net = build_model("yolov5n-triplet.yaml", nc=3)  # DetectionModel, scale n
+    >>> model, ckpt = load_checkpoint("runs/detect/train/weights/best.pt")
+    >>> frozen = load_model("best.pt")  # float32, eval, CPU; a module passed in is copied, never changed
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from ._text import one_line
+
+__all__ = (
+    "YAML_SUFFIXES",
+    "build_model",
+    "check_model_dict",
+    "layer_list",
+    "load_checkpoint",
+    "load_model",
+    "load_model_yaml",
+)
+
+YAML_SUFFIXES = (".yaml", ".yml")
+_TASK_MODELS = {
+    "detect": "DetectionModel",
+    "segment": "SegmentationModel",
+    "pose": "PoseModel",
+    "obb": "OBBModel",
+    "classify": "ClassificationModel",
+}
+
+
+def load_model_yaml(cfg: str | Path) -> dict:
+    """Resolve and read a model YAML as ultralytics does (``yolov5n-triplet.yaml`` is ``yolov5-triplet.yaml``, scale n).
+
+    Args:
+        cfg (str | Path): A bare name ultralytics (or a plugin) knows, or a path; a missing suffix means ``.yaml``.
+
+    Returns:
+        (dict): The model dict, with ``scale`` and ``yaml_file`` set by ultralytics from the name.
+
+    Raises:
+        FileNotFoundError: If the YAML does not exist.
+        ValueError: If the name is not a YAML one or the file is not readable YAML.
+    """
+    from ultralytics.nn.tasks import yaml_model_load
+
+    from .patch import register
+
+    register()  # plugins are applied lazily: their config directories must be known now
+    path = Path(cfg)
+    if not path.suffix:
+        path = path.with_suffix(".yaml")
+    if path.suffix.lower() not in YAML_SUFFIXES:
+        raise ValueError(f"cfg must be a model YAML (.yaml or .yml), got '{cfg}'")
+    if path.name != str(path) and not path.is_file():  # a path, not a bare name: never looked up elsewhere
+        raise FileNotFoundError(f"model YAML '{path}' not found")
+    try:
+        return yaml_model_load(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"model YAML '{path}' not found (not a file, nor an ultralytics model name)") from None
+    except Exception as e:  # YAMLError (8.3 lets it through; 8.4 reports it as a ValueError)
+        raise ValueError(f"'{path}' is not a readable model YAML: {one_line(e)}") from None
+
+
+def build_model(cfg: str | Path | dict, nc: int | None = None) -> nn.Module:
+    """Build the ultralytics task model a model YAML describes.
+
+    Args:
+        cfg (str | Path | dict): Model YAML name or path, or a model dict (copied, never changed).
+        nc (int | None): Number of classes, overriding the YAML's ``nc``.
+
+    Returns:
+        (nn.Module): A ``DetectionModel`` (or the segment/pose/obb/classify model the YAML's head implies).
+
+    Raises:
+        FileNotFoundError: If the YAML does not exist.
+        ValueError: If the YAML is unreadable or does not build into a model.
+    """
+    import ultralytics.nn.tasks as tasks
+
+    from .patch import register
+
+    register()
+    d = copy.deepcopy(cfg) if isinstance(cfg, dict) else load_model_yaml(cfg)
+    if not isinstance(d, dict) or not isinstance(d.get("backbone"), list) or not isinstance(d.get("head"), list):
+        raise ValueError(f"'{cfg}' is not a model YAML: it needs 'backbone' and 'head' lists")
+    if nc is not None:
+        d["nc"] = int(nc)  # set here rather than by the nc argument, which logs an 'Overriding' line
+    try:
+        cls = getattr(tasks, _TASK_MODELS.get(tasks.guess_model_task(d), "DetectionModel"))
+        return cls(d, verbose=False)
+    except Exception as e:
+        raise ValueError(f"'{cfg}' does not build into a model: {type(e).__name__}: {one_line(e)}") from None
+
+
+def check_model_dict(d: dict, source: str | Path | dict = "the model dict") -> None:
+    """Parse a model dict with ultralytics' ``parse_model`` (no forward pass), so bad rows fail before anything else.
+
+    Raises:
+        ValueError: If the dict does not parse, naming ``source``.
+    """
+    import ultralytics.nn.tasks as tasks
+
+    from .patch import register
+
+    register()
+    probe = copy.deepcopy(d)
+    if probe.get("scales") and not probe.get("scale"):
+        probe["scale"] = next(iter(probe["scales"]))  # any scale will do; avoids parse_model's 'assuming n' warning
+    try:
+        tasks.parse_model(probe, ch=probe.get("channels", 3), verbose=False)
+    except Exception as e:
+        raise ValueError(f"the new model does not build from {source}: {type(e).__name__}: {one_line(e)}") from None
+
+
+def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
+    """Load a local ultralytics checkpoint through ultralytics' own loader; return its float32 model and the dict.
+
+    ``torch_safe_load`` does the reading, so ``ULTRALYTICS_SAFE_LOAD=1`` (weights-only unpickling against ultralytics'
+    allow-list, which this package's registered classes join) and the legacy module remaps are ultralytics' own. One
+    thing is held back: ultralytics pip-installs a module a checkpoint names but Python lacks; here that is an error,
+    since a file must not choose what gets installed.
+
+    Raises:
+        FileNotFoundError: If ``path`` is not a file (nothing is ever downloaded).
+        ValueError: If the file is not a readable ultralytics checkpoint, or its format is refused.
+    """
+    import ultralytics.nn.tasks as tasks
+
+    from .patch import register
+
+    register()
+    path = Path(path)
+    if path.suffix.lower() != ".pt":
+        raise ValueError(f"checkpoint '{path}' must be a .pt file")
+    if not path.is_file():  # checked here: ultralytics would look a bare name up online
+        raise FileNotFoundError(f"checkpoint '{path}' not found (or not a file)")
+    try:
+        with _no_autoinstall():
+            ckpt = tasks.torch_safe_load(str(path))[0]
+    except Exception as e:
+        raise ValueError(f"'{path}' is not a readable checkpoint: {_reason(e, path)}") from None
+    model = (ckpt.get("ema") or ckpt.get("model")) if isinstance(ckpt, dict) else None
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"'{path}' is not an ultralytics checkpoint: no 'ema' or 'model' module in it")
+    return model.float().eval(), ckpt
+
+
+@contextlib.contextmanager
+def _no_autoinstall():
+    """Turn ultralytics' auto-install of missing requirements off for the duration."""
+    from ultralytics.utils import checks
+
+    before = checks.AUTOINSTALL
+    checks.AUTOINSTALL = False
+    try:
+        yield
+    finally:
+        checks.AUTOINSTALL = before
+
+
+def _reason(e: BaseException, path: Path) -> str:
+    """An exception's message as one line, without ultralytics' 'ERROR ❌️ <path>' lead-in and its advice."""
+    text = one_line(e).replace("ERROR ❌️", "").replace(str(path), "").strip(" :")
+    text = text.split(" Recommended fixes")[0].split(" Use an official")[0].strip()
+    return text or type(e).__name__
+
+
+def load_model(source: str | Path | nn.Module, nc: int | None = None) -> nn.Module:
+    """Return a float32 model in eval mode on the CPU from a ``.pt`` checkpoint, a model YAML or dict, or a module.
+
+    Args:
+        source (str | Path | dict | nn.Module): Checkpoint, YAML name/path, model dict, an ultralytics model, or a
+            ``YOLO(...)`` wrapper. A module is deep-copied, so the caller's model is never changed.
+        nc (int | None): Number of classes for a model built from a YAML.
+
+    Raises:
+        FileNotFoundError: If a named file does not exist.
+        ValueError: If the source is neither a readable checkpoint nor a buildable model YAML.
+    """
+    if isinstance(source, nn.Module):
+        from ultralytics.engine.model import Model
+
+        model = copy.deepcopy(source.model if isinstance(source, Model) else source)  # YOLO(...) wraps the network
+    elif isinstance(source, dict):
+        model = build_model(source, nc=nc)
+    else:
+        suffix = Path(str(source)).suffix.lower()
+        if suffix == ".pt":
+            model = load_checkpoint(source)[0]
+        elif suffix in YAML_SUFFIXES:
+            model = build_model(source, nc=nc)
+        else:
+            raise ValueError(f"'{source}' is neither a .pt checkpoint nor a .yaml model config")
+    return model.float().eval().cpu()
+
+
+def layer_list(obj: Any, what: str = "model") -> nn.Sequential:
+    """Find the ``nn.Sequential`` of layers in an ultralytics model (or a ``YOLO`` wrapper), or accept one directly.
+
+    Raises:
+        ValueError: If ``obj`` has no layer list.
+    """
+    for _ in range(4):  # Sequential, DetectionModel.model, YOLO.model.model, ...
+        if isinstance(obj, nn.Sequential):
+            return obj
+        obj = getattr(obj, "model", None)
+    raise ValueError(f"{what} has no layer list: expected an ultralytics model or its .model nn.Sequential")
