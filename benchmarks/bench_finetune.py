@@ -1,0 +1,209 @@
+"""From a pretrained plain YOLO to triplet YOLOs: what survives the load, and what fine-tuning makes of it.
+
+One command, offline (synthetic shapes data, CPU):
+
+    python benchmarks/bench_finetune.py                 # the README's table (about 15 min on 2 CPU cores)
+    python benchmarks/bench_finetune.py --quick         # a smoke run
+
+1. Trains a plain yolov5n on the synthetic shapes set (the base).
+2. For each placement (tutorial, neck, dense) reports val mAP50-95 right after loading the base, as a ratio to the
+   base's: through ``DetectionModel(cfg, nc).load(base)`` with the pass-through start (this package's default), with
+   the paper's initialisation (``ULTRALYTICS_TRIPLET_PASS_THROUGH=0``), and through ultralytics' trainer with
+   ``pretrained=base`` and a zero learning rate (one epoch, so only the load and BN statistics act).
+3. Fine-tunes the plain model and each placement for ``--epochs`` epochs from the base, same seeds, and reports
+   mAP50-95 mean ± std over seeds and the paired difference to the plain model.
+4. Reports how far the inserted gates moved from their starting values (BN scale from 0, BN shift from 4, conv
+   weights relative change).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PLACEMENTS = {  # name -> how to build it from the stock yolov5n
+    "tutorial (before SPPF)": "yolov5n-triplet.yaml",
+    "neck (each head input)": "yolov5n-triplet-neck.yaml",
+    "dense (after every C3)": "yolov5n-triplet-dense.yaml",
+}
+COMMON = dict(workers=0, device="cpu", plots=False, verbose=False, amp=False, exist_ok=True, deterministic=True)
+
+
+def cfg_path(name: str, work: Path) -> str:
+    """A placement's config: by name where it resolves, else the dense rule applied with insert_layers."""
+    from ultralytics_triplet.loading import load_model_yaml
+    from ultralytics_triplet.surgery import insert_layers_with_rows, write_yaml
+
+    try:
+        load_model_yaml(name)
+        return name
+    except FileNotFoundError:
+        rows = load_model_yaml("yolov5n.yaml")
+        c3 = [i for i, r in enumerate(rows["backbone"] + rows["head"]) if r[2] == "C3"]
+        d, new = insert_layers_with_rows("yolov5n.yaml", after=c3)
+        return str(write_yaml(d, work / name, new, force=True))
+
+
+def val_map(net, data: str, imgsz: int) -> float:
+    """Val mAP50-95 of a model object through ultralytics' validator."""
+    from ultralytics import YOLO
+
+    wrapper = YOLO("yolov5n.yaml", verbose=False)
+    wrapper.model = net
+    return float(wrapper.val(data=data, imgsz=imgsz, batch=16, **{**COMMON, "exist_ok": True}).box.map)
+
+
+def loaded(cfg: str, base: str, nc: int, pass_through: bool):
+    """``DetectionModel(cfg, nc).load(base model)``, the route ``train(pretrained=...)`` takes."""
+    import torch
+    from ultralytics.nn.tasks import DetectionModel
+
+    from ultralytics_triplet.loading import load_checkpoint, load_model_yaml
+
+    os.environ["ULTRALYTICS_TRIPLET_PASS_THROUGH"] = "1" if pass_through else "0"
+    try:
+        torch.manual_seed(0)
+        net = DetectionModel(load_model_yaml(cfg), nc=nc, verbose=False)
+        source = load_checkpoint(base)[0]
+        net.load(source, verbose=False)
+        net.names = dict(source.names)
+        return net
+    finally:
+        os.environ.pop("ULTRALYTICS_TRIPLET_PASS_THROUGH", None)
+
+
+def train(cfg: str, data: str, epochs: int, imgsz: int, seed: int, project: Path, name: str, **kw) -> tuple:
+    """Train through ultralytics; return (final val mAP50-95, best.pt path)."""
+    from ultralytics import YOLO
+
+    model = YOLO(cfg, verbose=False)
+    metrics = model.train(data=data, epochs=epochs, imgsz=imgsz, batch=16, seed=seed, project=str(project),
+                          name=name, **{**COMMON, **kw})
+    return float(metrics.box.map), Path(model.trainer.best if model.trainer.best.exists() else model.trainer.last)
+
+
+def gate_movement(best: Path, bias: float) -> tuple[float, float, float]:
+    """Mean |BN scale|, mean |BN shift − bias| and mean conv weight norm over every gate of a trained checkpoint."""
+    import statistics as st
+
+    from ultralytics_triplet.loading import load_checkpoint
+    from ultralytics_triplet.nn import TripletAttention
+
+    gates = [g for m in load_checkpoint(best)[0].modules() if isinstance(m, TripletAttention)
+             for g in (m.cw, m.hc, getattr(m, "hw", None)) if g is not None]
+    return (st.mean(g.conv.bn.weight.abs().mean().item() for g in gates),
+            st.mean((g.conv.bn.bias - bias).abs().mean().item() for g in gates),
+            st.mean(g.conv.conv.weight.norm().item() for g in gates))
+
+
+def conv_norms(net) -> list[float]:
+    """The norm of every inserted gate's conv weight, in module order (their starting values)."""
+    from ultralytics_triplet.nn import TripletAttention
+
+    return [g.conv.conv.weight.norm().item() for m in net.modules() if isinstance(m, TripletAttention)
+            for g in (m.cw, m.hc, getattr(m, "hw", None)) if g is not None]
+
+
+def ratio(value: float, base: float) -> str:
+    """value / base, or n/a for a base of 0."""
+    return f"{value / base:.3f}" if base > 0 else "n/a"
+
+
+def fmt(values: list[float]) -> str:
+    """mean ± std."""
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
+
+
+def main() -> None:
+    """Run the benchmark and print its tables."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--base-epochs", type=int, default=40)
+    p.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs per run")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--imgsz", type=int, default=128)
+    p.add_argument("--train-images", type=int, default=256)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", default=None, help="work directory (default: a temporary one)")
+    p.add_argument("--quick", action="store_true", help="tiny budget smoke run")
+    a = p.parse_args()
+    if a.quick:
+        a.base_epochs, a.epochs, a.seeds, a.train_images, a.imgsz = 8, 1, 2, 64, 64
+    os.environ.setdefault("OMP_NUM_THREADS", str(a.threads))
+    import torch
+    import ultralytics
+    from ultralytics.utils import LOGGER
+
+    from ultralytics_triplet.data import make_shapes_dataset
+    from ultralytics_triplet.nn import PASS_THROUGH_BIAS
+
+    torch.set_num_threads(a.threads)
+    LOGGER.setLevel("WARNING")
+    work = Path(a.out or tempfile.mkdtemp(prefix="bench-finetune-"))
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    data = str(make_shapes_dataset(work / "shapes", n_train=a.train_images, n_val=max(8, a.train_images // 4),
+                                   imgsz=a.imgsz, seed=0)) if not (work / "shapes").exists() else str(
+        work / "shapes" / "data.yaml")
+    print(f"bench_finetune: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {a.threads} "
+          f"threads; torch {torch.__version__}, ultralytics {ultralytics.__version__}, Python {sys.version.split()[0]}")
+    base_map, base = train("yolov5n.yaml", data, a.base_epochs, a.imgsz, 0, work, "base")
+    print(f"base: yolov5n, {a.base_epochs} epochs from scratch on synthetic shapes ({a.train_images} train images, "
+          f"{a.imgsz} px, seed 0): val mAP50-95 {base_map:.3f}\n")
+
+    cfgs = {label: cfg_path(name, work) for label, name in PLACEMENTS.items()}
+    print("Right after loading the base (no training): val mAP50-95 / base's")
+    rows = [("placement", "layers", ".load() [default]", ".load() paper init", "train(pretrained=, lr0=0)")]
+    starts = {}
+    for label, cfg in cfgs.items():
+        net = loaded(cfg, str(base), nc=3, pass_through=True)
+        starts[label] = conv_norms(net)
+        kept = val_map(net, data, a.imgsz)
+        paper = val_map(loaded(cfg, str(base), nc=3, pass_through=False), data, a.imgsz)
+        zero, _ = train(cfg, data, 1, a.imgsz, 0, work, f"lr0-{Path(cfg).stem}", pretrained=str(base), lr0=0.0,
+                        lrf=1.0, warmup_epochs=0, warmup_bias_lr=0.0)
+        rows.append((label, str(len(starts[label]) // 3), ratio(kept, base_map), ratio(paper, base_map),
+                     ratio(zero, base_map)))
+    print(table(rows))
+
+    print(f"\nFine-tuned {a.epochs} epochs from the base (pretrained=, default hyper-parameters), seeds 0..{a.seeds - 1}:"
+          " val mAP50-95")
+    results = {"plain yolov5n": [train("yolov5n.yaml", data, a.epochs, a.imgsz, s, work, f"ft-plain-s{s}",
+                                       pretrained=str(base))[0] for s in range(a.seeds)]}
+    moved = {}
+    for label, cfg in cfgs.items():
+        runs = [train(cfg, data, a.epochs, a.imgsz, s, work, f"ft-{Path(cfg).stem}-s{s}", pretrained=str(base))
+                for s in range(a.seeds)]
+        results[label] = [m for m, _ in runs]
+        sc, sh, cv = zip(*(gate_movement(b, PASS_THROUGH_BIAS) for _, b in runs))
+        start = statistics.mean(starts[label])
+        moved[label] = (statistics.mean(sc), statistics.mean(sh), statistics.mean(cv) / start - 1)
+    plain = results["plain yolov5n"]
+    rows = [("variant", "mAP50-95 mean ± std", "/ base", "paired Δ vs plain (mean ± std)")]
+    for label, values in results.items():
+        diffs = [v - p for v, p in zip(values, plain)]
+        rows.append((label, fmt(values), ratio(statistics.mean(values), base_map),
+                     "—" if label.startswith("plain") else fmt(diffs)))
+    print(table(rows))
+    print("\nGates after fine-tuning (start: BN scale 0, BN shift "
+          f"{PASS_THROUGH_BIAS:g}, conv as initialised), mean over gates and seeds:")
+    rows = [("placement", "|BN scale|", f"|BN shift − {PASS_THROUGH_BIAS:g}|", "conv weight norm change")]
+    rows += [(label, f"{s:.4f}", f"{h:.4f}", f"{c:+.2%}") for label, (s, h, c) in moved.items()]
+    print(table(rows))
+    print(f"\n(total {time.time() - t0:.0f} s; work directory {work})")
+
+
+def table(rows) -> str:
+    """Fixed-width table (the package's renderer)."""
+    from ultralytics_triplet._text import table as render
+
+    return render(rows)
+
+
+if __name__ == "__main__":
+    main()

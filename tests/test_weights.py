@@ -1,0 +1,267 @@
+"""Pretrained weights into triplet models: layer-aligned loading through ultralytics' routes, the pass-through start,
+ultralytics' own special cases, safe loading and bad input."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import run, run_python, said, script
+from ultralytics.nn.tasks import DetectionModel, yaml_model_load
+from ultralytics.utils import LOGGER
+from ultralytics_triplet import TripletAttention, insert_layers
+from ultralytics_triplet.nn import PASS_THROUGH_BIAS
+from ultralytics_triplet.weights import ENV_PASS_THROUGH, transfer_weights
+
+GATE = torch.sigmoid(torch.tensor(PASS_THROUGH_BIAS)).item()  # what a pass-through TripletAttention multiplies by
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Keep torch on one thread: the machine is shared and the models are tiny."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def logged():
+    """Lines ultralytics' LOGGER emits during the test."""
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    LOGGER.addHandler(handler)
+    yield lines
+    LOGGER.removeHandler(handler)
+
+
+def trained_like(cfg: str | dict = "yolov5n.yaml", nc: int = 3, seed: int = 0) -> DetectionModel:
+    """A model whose every tensor (BN statistics included) differs from any initialisation, with class names."""
+    torch.manual_seed(seed)
+    model = DetectionModel(copy.deepcopy(cfg) if isinstance(cfg, dict) else yaml_model_load(cfg), nc=nc,
+                           verbose=False)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for k, t in model.state_dict().items():
+            if k.endswith("running_var"):
+                t.copy_(torch.rand(t.shape, generator=g) + 0.5)
+            elif t.is_floating_point():
+                t.add_(torch.randn(t.shape, generator=g) * 0.05)
+    model.names = {i: f"class{i}" for i in range(nc)}
+    return model.eval()
+
+
+def gates(model: nn.Module) -> list[nn.Module]:
+    """Every AttentionGate of every TripletAttention layer, in order."""
+    return [g for m in model.modules() if isinstance(m, TripletAttention) for g in (m.cw, m.hc, getattr(m, "hw", None))
+            if g is not None]
+
+
+def is_pass_through(m: TripletAttention) -> bool:
+    """Whether every gate of ``m`` has BN scale 0 and shift PASS_THROUGH_BIAS."""
+    return all(torch.all(g.conv.bn.weight == 0) and torch.all(g.conv.bn.bias == PASS_THROUGH_BIAS) for g in gates(m))
+
+
+def is_paper_init(m: TripletAttention) -> bool:
+    """Whether every gate of ``m`` has BN's initial scale 1 and shift 0."""
+    return all(torch.all(g.conv.bn.weight == 1) and torch.all(g.conv.bn.bias == 0) for g in gates(m))
+
+
+def dense_cfg() -> dict:
+    """yolov5n with TripletAttention after every C3 (backbone and neck): 8 inserted rows."""
+    d = yaml_model_load("yolov5n.yaml")
+    return insert_layers(d, after=[i for i, r in enumerate(d["backbone"] + d["head"]) if r[2] == "C3"])
+
+
+# -------------------------------------------------------------------------------------------- the pass-through start
+
+
+@pytest.mark.parametrize("no_spatial", [False, True])
+def test_pass_through_start_scales_the_input_by_one_constant(no_spatial):
+    m = TripletAttention(no_spatial=no_spatial)
+    m.init_pass_through()
+    x = torch.randn(2, 16, 9, 11) * 3
+    for mode in (m.train, m.eval):
+        mode()
+        for grad in (True, False):
+            with torch.set_grad_enabled(grad):
+                torch.testing.assert_close(m(x), x * GATE, rtol=1e-6, atol=1e-6)
+
+
+def test_pass_through_gates_still_learn():
+    """The BN scale gets a gradient at once; the conv weights as soon as that scale has moved."""
+    torch.manual_seed(0)
+    m = TripletAttention()
+    m.init_pass_through()
+    x, w = torch.randn(2, 8, 10, 10), torch.randn(2, 8, 10, 10)
+    opt = torch.optim.SGD(m.parameters(), lr=1.0)
+    (m(x) * w).sum().backward()
+    for g in gates(m):
+        assert g.conv.bn.weight.grad.abs().sum() > 0
+        assert torch.all(g.conv.conv.weight.grad == 0)  # scale 0: the conv does not reach the output yet
+    opt.step()
+    opt.zero_grad()
+    assert all(torch.all(g.conv.bn.weight != 0) for g in gates(m))
+    (m(x) * w).sum().backward()
+    for g in gates(m):
+        assert g.conv.conv.weight.grad.abs().sum() > 0
+
+
+def test_training_from_scratch_keeps_the_paper_initialisation():
+    model = DetectionModel(yaml_model_load("yolov5n-triplet-neck.yaml"), nc=3, verbose=False)
+    layers = [m for m in model.modules() if isinstance(m, TripletAttention)]
+    assert len(layers) == 3 and all(is_paper_init(m) for m in layers)
+
+
+# ------------------------------------------------------------------------------------ BaseModel.load, layer-aligned
+
+
+def test_load_puts_every_tensor_in_its_own_layer_and_says_so(logged):
+    source = trained_like()
+    model = DetectionModel(dense_cfg(), nc=3, verbose=False)
+    model.load(source)
+    inserted = [i for i, m in enumerate(model.model) if isinstance(m, TripletAttention)]
+    assert len(inserted) == 8
+    keep = [i for i in range(len(model.model)) if i not in inserted]
+    for old, new in enumerate(keep):
+        for k, v in source.model[old].state_dict().items():
+            assert torch.equal(model.model[new].state_dict()[k], v), (old, k)
+    assert all(is_pass_through(model.model[i]) for i in inserted)
+    n = len(source.state_dict())
+    line = next(x for x in logged if x.startswith("Transferred"))
+    assert line.startswith(f"Transferred {n}/{len(model.state_dict())} items from pretrained weights (layer-aligned")
+    assert f"8 inserted TripletAttention layers ({', '.join(map(str, inserted))}) initialised to preserve" in line
+
+
+def test_load_into_a_dense_model_keeps_the_source_outputs():
+    """Eight inserted layers that each start at sigmoid(4)·x: the detections stay close to the source's."""
+    source = trained_like()
+    model = DetectionModel(dense_cfg(), nc=3, verbose=False)
+    model.load(source)
+    x = torch.rand(2, 3, 96, 96)
+    with torch.no_grad():
+        want, got = source(x)[0], model.eval()(x)[0]
+        paper = DetectionModel(dense_cfg(), nc=3, verbose=False)
+        paper.load(source, verbose=False)
+        for m in paper.modules():
+            if isinstance(m, TripletAttention):
+                for g in gates(m):
+                    g.conv.bn.reset_parameters()
+        fresh = paper.eval()(x)[0]
+
+    def err(y):  # boxes relative to the image size, class scores absolute
+        return max(((y[:, :4] - want[:, :4]).abs() / 96).max().item(), (y[:, 4:] - want[:, 4:]).abs().max().item())
+
+    assert err(got) < 0.1 * err(fresh)  # what the paper's start would have done to the same weights
+
+
+def test_opt_out_keeps_the_paper_initialisation(monkeypatch, logged):
+    monkeypatch.setenv(ENV_PASS_THROUGH, "0")
+    model = DetectionModel(yaml_model_load("yolov5n-triplet.yaml"), nc=3, verbose=False)
+    model.load(trained_like())
+    assert is_paper_init(model.model[9])
+    assert "1 inserted TripletAttention layer (9) kept its initial values" in next(
+        x for x in logged if x.startswith("Transferred"))
+
+
+def test_triplet_checkpoint_gates_are_copied_and_nothing_is_reinitialised():
+    source = trained_like("yolov5n-triplet.yaml")  # its layer 9 is a trained TripletAttention
+    target = DetectionModel(insert_layers("yolov5n-triplet.yaml", after=[13]), nc=3, verbose=False)
+    report = transfer_weights(target, source)
+    assert report.empty_layers == report.pass_through == [14]
+    for k, v in source.model[9].state_dict().items():
+        assert torch.equal(target.model[9].state_dict()[k], v), k
+    same = DetectionModel(yaml_model_load("yolov5n-triplet.yaml"), nc=3, verbose=False)
+    same.load(source)  # one for one: ultralytics' own load, nothing re-initialised
+    assert all(torch.equal(a, b) for a, b in zip(same.state_dict().values(), source.state_dict().values()))
+
+
+def test_load_keeps_ultralytics_class_count_and_channel_cases():
+    """Another class count rebuilds the class branch; one input channel gets the RGB filters summed."""
+    source = trained_like(nc=3)
+    model = DetectionModel(yaml_model_load("yolov5n-triplet.yaml"), nc=5, verbose=False)
+    model.load({"model": source})  # a checkpoint dict, as ultralytics accepts
+    head, src = model.model[-1], source.model[-1]
+    torch.testing.assert_close(head.cv3[0][0].conv.weight, src.cv3[0][0].conv.weight)  # hidden layers carried
+    assert head.cv3[0][-1].out_channels == 5
+    gray = DetectionModel(yaml_model_load("yolov5n-triplet.yaml"), ch=1, nc=3, verbose=False)
+    gray.load(source)
+    torch.testing.assert_close(gray.model[0].conv.weight, source.model[0].conv.weight.sum(1, keepdim=True))
+    assert is_pass_through(gray.model[9])
+
+
+def test_another_family_warns_in_python(logged):
+    source = trained_like("yolov8n.yaml")
+    model = DetectionModel(yaml_model_load("yolo11n-triplet.yaml"), nc=3, verbose=False)
+    with pytest.warns(UserWarning, match=r"only \d+/23 layers of the source aligned"):
+        report = transfer_weights(model, source)
+    assert report.unused_share > 0.5
+    model.load(source)
+    assert any(re.search(r"only \d+/23 layers of the pretrained weights aligned", x) for x in logged)
+
+
+# -------------------------------------------------------------------------------------------------- safe loading
+
+
+@pytest.fixture
+def booby_trapped(tmp_path) -> tuple[Path, Path]:
+    """A .pt whose unpickling would write a file; returns (checkpoint, the file it would write)."""
+    marker = tmp_path / "PAYLOAD_RAN"
+
+    class Payload:
+        def __reduce__(self):
+            return exec, (f"open({str(marker)!r}, 'w').write('x')",)
+
+    path = tmp_path / "evil.pt"
+    torch.save({"model": Payload(), "train_args": {}}, path)
+    return path, marker
+
+
+def test_safe_load_refuses_a_booby_trapped_checkpoint_in_python(booby_trapped, tmp_path):
+    path, marker = booby_trapped
+    code = ("from ultralytics.nn.tasks import DetectionModel, yaml_model_load;"
+            "from ultralytics_triplet import transfer_weights;"
+            "m = DetectionModel(yaml_model_load('yolov5n-triplet.yaml'), verbose=False)\n"
+            f"try:\n    transfer_weights(m, {str(path)!r})\nexcept ValueError as e:\n    print('@@', e)")
+    p = run_python(code, tmp_path, ULTRALYTICS_SAFE_LOAD="1")
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert not marker.exists()
+    assert len(said(p)) == 1 and "evil.pt" in said(p)[0] and "not a readable checkpoint" in said(p)[0]
+
+
+def test_safe_load_refuses_a_booby_trapped_checkpoint_in_the_cli(booby_trapped, tmp_path):
+    path, marker = booby_trapped
+    out = tmp_path / "out.pt"
+    p = run([script("ultralytics-triplet"), "transfer", str(path), "yolov5n-triplet.yaml", "-o", str(out)], tmp_path,
+            ULTRALYTICS_SAFE_LOAD="1")
+    assert p.returncode == 2
+    errors = [x for x in p.stderr.splitlines() if x.startswith("ultralytics-triplet: error:")]
+    assert len(errors) == 1 and "evil.pt" in errors[0] and "Traceback" not in p.stderr
+    assert not marker.exists() and not out.exists()
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["evil.pt"]
+
+
+# ------------------------------------------------------------------------------------------------- the CLI route
+
+
+def test_cli_refuses_another_family_unless_forced(tmp_path):
+    source = trained_like("yolov8n.yaml")
+    base = tmp_path / "yolov8n.pt"
+    torch.save({"model": source.half(), "train_args": {}}, base)
+    out = tmp_path / "out.pt"
+    cmd = [script("ultralytics-triplet"), "transfer", str(base), "yolo11n-triplet.yaml", "-o", str(out)]
+    p = run(cmd, tmp_path)
+    assert p.returncode == 2 and not out.exists()
+    errors = [x for x in p.stderr.splitlines() if x.startswith("ultralytics-triplet: error:")]
+    assert len(errors) == 1 and re.search(r"only \d+/23 layers of yolov8n.pt aligned", errors[0]), p.stderr[-2000:]
+    assert "--force" in errors[0]
+    p = run([*cmd, "--force"], tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert out.exists()
