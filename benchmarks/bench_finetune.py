@@ -32,6 +32,7 @@ PLACEMENTS = {  # name -> how to build it from the stock yolov5n
     "neck (each head input)": "yolov5n-triplet-neck.yaml",
     "dense (after every C3)": "yolov5n-triplet-dense.yaml",
 }
+ZERO_LR = dict(optimizer="SGD", lr0=0.0, lrf=1.0, warmup_epochs=0, warmup_bias_lr=0.0)  # 'auto' would ignore lr0
 COMMON = dict(workers=0, device="cpu", plots=False, verbose=False, amp=False, exist_ok=True, deterministic=True)
 
 
@@ -140,11 +141,12 @@ def main() -> None:
     from ultralytics.utils import LOGGER
 
     from ultralytics_triplet.data import make_shapes_dataset
+    from ultralytics_triplet.loading import load_checkpoint
     from ultralytics_triplet.nn import PASS_THROUGH_BIAS
 
     torch.set_num_threads(a.threads)
     LOGGER.setLevel("WARNING")
-    work = Path(a.out or tempfile.mkdtemp(prefix="bench-finetune-"))
+    work = Path(a.out or tempfile.mkdtemp(prefix="bench-finetune-")).resolve()
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     data = str(make_shapes_dataset(work / "shapes", n_train=a.train_images, n_val=max(8, a.train_images // 4),
@@ -152,7 +154,12 @@ def main() -> None:
         work / "shapes" / "data.yaml")
     print(f"bench_finetune: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {a.threads} "
           f"threads; torch {torch.__version__}, ultralytics {ultralytics.__version__}, Python {sys.version.split()[0]}")
-    base_map, base = train("yolov5n.yaml", data, a.base_epochs, a.imgsz, 0, work, "base")
+    name = f"base-e{a.base_epochs}-n{a.train_images}-i{a.imgsz}"  # an earlier run's base with the same budget is reused
+    base = work / name / "weights" / "best.pt"
+    if base.exists():
+        base_map = val_map(load_checkpoint(base)[0], data, a.imgsz)
+    else:
+        base_map, base = train("yolov5n.yaml", data, a.base_epochs, a.imgsz, 0, work, name)
     print(f"base: yolov5n, {a.base_epochs} epochs from scratch on synthetic shapes ({a.train_images} train images, "
           f"{a.imgsz} px, seed 0): val mAP50-95 {base_map:.3f}\n")
 
@@ -165,8 +172,7 @@ def main() -> None:
         starts[label] = conv_norms(net)
         kept = val_map(net, data, a.imgsz)
         paper = val_map(loaded(cfg, str(base), nc=3, pass_through=False), data, a.imgsz)
-        zero, _ = train(cfg, data, 1, a.imgsz, 0, work, f"lr0-{Path(cfg).stem}", pretrained=str(base), lr0=0.0,
-                        lrf=1.0, warmup_epochs=0, warmup_bias_lr=0.0)
+        zero, _ = train(cfg, data, 1, a.imgsz, 0, work, f"lr0-{Path(cfg).stem}", pretrained=str(base), **ZERO_LR)
         rows.append((label, str(len(starts[label]) // 3), ratio(kept, base_map), ratio(paper, base_map),
                      ratio(zero, base_map)))
     print(table(rows))

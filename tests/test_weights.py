@@ -265,3 +265,129 @@ def test_cli_refuses_another_family_unless_forced(tmp_path):
     p = run([*cmd, "--force"], tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     assert out.exists()
+
+
+# ----------------------------------------------------------------------- fresh processes that never import this package
+
+BASE_IMGSZ = 64
+ZERO_LR = ("optimizer=SGD", "lr0=0", "lrf=1", "warmup_epochs=0", "warmup_bias_lr=0", "mosaic=0")  # only the load and BN stats act
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> tuple[Path, Path, float]:
+    """A plain yolov5n trained from scratch until it detects shapes: (best.pt, data.yaml, its val mAP50-95)."""
+    from ultralytics import YOLO
+
+    from ultralytics_triplet.data import make_shapes_dataset
+
+    root = tmp_path_factory.mktemp("base")
+    data = make_shapes_dataset(root / "shapes", n_train=64, n_val=16, imgsz=BASE_IMGSZ, seed=0)
+    model = YOLO("yolov5n.yaml")
+    model.train(data=str(data), epochs=40, imgsz=BASE_IMGSZ, batch=16, workers=0, device="cpu", seed=0,
+                deterministic=True, plots=False, project=str(root), name="base", warmup_epochs=0, mosaic=0.0,
+                verbose=False)
+    best = Path(model.trainer.best)
+    score = YOLO(best).val(data=str(data), imgsz=BASE_IMGSZ, batch=16, device="cpu", plots=False,
+                           project=str(root), name="val").box.map
+    assert score > 0.02, f"the base learned too little ({score:.3f}) to compare mAP against"
+    return best, data, float(score)
+
+
+def final_map(run_dir: Path) -> float:
+    """The last epoch's val mAP50-95 from an ultralytics run's results.csv."""
+    lines = (run_dir / "results.csv").read_text().strip().splitlines()
+    header = [h.strip() for h in lines[0].split(",")]
+    return float(lines[-1].split(",")[header.index("metrics/mAP50-95(B)")])
+
+
+@pytest.mark.slow
+def test_yolo_cli_pretrained_with_zero_lr_keeps_the_base_map_in_a_dense_model(base, tmp_path):
+    from ultralytics_triplet.surgery import write_yaml
+
+    best, data, score = base
+    cfg = write_yaml(dense_cfg(), tmp_path / "yolov5n-dense.yaml")
+    cmd = [script("yolo"), "detect", "train", f"model={cfg}", f"data={data}", f"pretrained={best}", "epochs=1",
+           f"imgsz={BASE_IMGSZ}", "batch=16", "workers=0", "device=cpu", "plots=False", f"project={tmp_path}",
+           "name=zero", *ZERO_LR]
+    p = run(cmd, tmp_path)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    out = p.stdout + p.stderr
+    assert re.search(r"Transferred 4\d\d/571 items from pretrained weights \(layer-aligned: 25/25 source layers; "
+                     r"8 inserted TripletAttention layers \([\d, ]+\) initialised to preserve", out), out[-3000:]
+    assert final_map(tmp_path / "zero") >= 0.97 * score
+
+
+@pytest.mark.slow
+def test_load_in_a_fresh_process_keeps_the_base_detections(base, tmp_path):
+    """``DetectionModel(dense).load(best.pt)`` in a process that never imports this package: same detections."""
+    from ultralytics_triplet.surgery import write_yaml
+
+    best, data, _ = base
+    d = dense_cfg()
+    d["nc"] = 3  # as the checkpoint: with another nc ultralytics' load rebuilds the class branch (any model)
+    cfg = write_yaml(d, tmp_path / "yolov5n-dense.yaml")
+    images = str(data.parent / "images" / "val")
+    code = (
+        "from ultralytics import YOLO\n"
+        f"plain, dense = YOLO({str(best)!r}), YOLO({str(cfg)!r}).load({str(best)!r})\n"
+        "dense.model.names = plain.model.names\n"
+        f"a, b = ([r.boxes for r in m.predict({images!r}, imgsz={BASE_IMGSZ}, conf=0.1, verbose=False)] for m in "
+        "(plain, dense))\n"
+        "same = all(x.cls.tolist() == y.cls.tolist() for x, y in zip(a, b))\n"
+        "shift = max(float((x.xyxy - y.xyxy).abs().max()) for x, y in zip(a, b) if len(x) and len(x) == len(y))\n"
+        "print('@@', sum(map(len, a)), sum(map(len, b)), same, shift)"
+    )
+    p = run_python(code, tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    n_plain, n_dense, same_classes, shift = said(p)[0].split()
+    assert int(n_plain) > 0, "the base detects nothing: the comparison would prove nothing"
+    assert n_plain == n_dense and same_classes == "True" and float(shift) < 2.0  # pixels, at 64 px
+
+
+@pytest.mark.slow
+def test_ddp_worker_script_loads_pretrained_weights_layer_aligned(base, tmp_path):
+    """The script ultralytics writes for multi-GPU runs, started in a fresh interpreter, with pretrained= set."""
+    import subprocess
+    import sys
+
+    from ultralytics.models.yolo.detect import DetectionTrainer
+    from ultralytics.utils.dist import generate_ddp_file
+
+    from conftest import clean_env
+
+    best, data, _ = base
+    trainer = DetectionTrainer(overrides=dict(
+        model="yolov5n-triplet.yaml", data=str(data), pretrained=str(best), epochs=1, imgsz=BASE_IMGSZ, batch=16,
+        workers=0, device="cpu", project=str(tmp_path), name="ddp", plots=False, exist_ok=True))
+    worker = generate_ddp_file(trainer)
+    try:
+        assert "ultralytics_triplet" not in Path(worker).read_text()
+        p = subprocess.run([sys.executable, worker], cwd=tmp_path, env=clean_env(), capture_output=True, text=True,
+                           timeout=600)
+    finally:
+        for leftover in (Path(worker), Path(worker).with_suffix(".pt")):
+            leftover.unlink(missing_ok=True)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert re.search(r"Transferred 427/445 items from pretrained weights \(layer-aligned: 25/25 source layers; "
+                     r"1 inserted TripletAttention layer \(9\) initialised", p.stdout + p.stderr), p.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_resume_of_a_pretrained_triplet_run_is_ultralytics_own(base, tmp_path):
+    """A run started from pretrained weights and killed after its first epoch resumes from last.pt as usual."""
+    best, data, _ = base
+    code = (
+        "import os; from ultralytics import YOLO; m = YOLO('yolov5n-triplet.yaml')\n"
+        "m.add_callback('on_model_save', lambda t: os._exit(3) if t.epoch == 0 else None)\n"
+        f"m.train(data={str(data)!r}, pretrained={str(best)!r}, epochs=2, imgsz={BASE_IMGSZ}, batch=16, workers=0,"
+        f" device='cpu', plots=False, project={str(tmp_path)!r}, name='r')"
+    )
+    p = run_python(code, tmp_path)
+    assert p.returncode == 3, p.stderr[-3000:]
+    last = tmp_path / "r" / "weights" / "last.pt"
+    p = run_python(f"from ultralytics import YOLO; YOLO({str(last)!r}).train(resume=True)", tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = p.stdout + p.stderr
+    loaded = re.search(r"Transferred (\d+)/(\d+) items from pretrained weights(.*)", out)
+    assert loaded and loaded.group(1) == loaded.group(2) and "layer-aligned" not in loaded.group(3), out[-3000:]
+    assert len((tmp_path / "r" / "results.csv").read_text().strip().splitlines()) == 1 + 2
