@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -152,7 +151,9 @@ def main() -> None:
     data = str(make_shapes_dataset(work / "shapes", n_train=a.train_images, n_val=max(8, a.train_images // 4),
                                    imgsz=a.imgsz, seed=0)) if not (work / "shapes").exists() else str(
         work / "shapes" / "data.yaml")
-    print(f"bench_finetune: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {a.threads} "
+    from ultralytics.utils.torch_utils import get_cpu_info
+
+    print(f"bench_finetune: {get_cpu_info()}, {os.cpu_count()} cores, {a.threads} "
           f"threads; torch {torch.__version__}, ultralytics {ultralytics.__version__}, Python {sys.version.split()[0]}")
     name = f"base-e{a.base_epochs}-n{a.train_images}-i{a.imgsz}"  # an earlier run's base with the same budget is reused
     base = work / name / "weights" / "best.pt"

@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import nn
 
+import ultralytics.nn.tasks as tasks
 from conftest import run, run_python, said, script
 from ultralytics.nn.tasks import DetectionModel, yaml_model_load
 from ultralytics.utils import LOGGER
@@ -183,18 +184,27 @@ def test_triplet_checkpoint_gates_are_copied_and_nothing_is_reinitialised():
     assert all(torch.equal(a, b) for a, b in zip(same.state_dict().values(), source.state_dict().values()))
 
 
-def test_load_keeps_ultralytics_class_count_and_channel_cases():
-    """Another class count rebuilds the class branch; one input channel gets the RGB filters summed."""
+@pytest.mark.parametrize("case", [{"nc": 5}, {"ch": 1}, {"nc": 5, "ch": 1}])
+def test_load_keeps_ultralytics_own_special_cases(case):
+    """Another class count or input channel count: the triplet model gets what ultralytics gives the plain one."""
     source = trained_like(nc=3)
-    model = DetectionModel(yaml_model_load("yolov5n-triplet.yaml"), nc=5, verbose=False)
-    model.load({"model": source})  # a checkpoint dict, as ultralytics accepts
-    head, src = model.model[-1], source.model[-1]
-    torch.testing.assert_close(head.cv3[0][0].conv.weight, src.cv3[0][0].conv.weight)  # hidden layers carried
-    assert head.cv3[0][-1].out_channels == 5
-    gray = DetectionModel(yaml_model_load("yolov5n-triplet.yaml"), ch=1, nc=3, verbose=False)
-    gray.load(source)
-    torch.testing.assert_close(gray.model[0].conv.weight, source.model[0].conv.weight.sum(1, keepdim=True))
-    assert is_pass_through(gray.model[9])
+    torch.manual_seed(0)  # layer 0 is built first in both models: the same fresh first conv where nothing is carried
+    plain = DetectionModel(yaml_model_load("yolov5n.yaml"), verbose=False, **{"nc": 3, **case})
+    plain.load({"model": source}, verbose=False)  # one for one: ultralytics' own load, whatever this release does
+    torch.manual_seed(0)
+    model = DetectionModel(yaml_model_load("yolov5n-triplet.yaml"), verbose=False, **{"nc": 3, **case})
+    model.load({"model": source}, verbose=False)  # a checkpoint dict, as ultralytics accepts
+    for want, got, src in ((plain.model[0], model.model[0], source.model[0]),
+                           (plain.model[-1], model.model[-1], source.model[-1])):
+        s = src.state_dict()
+        for k, v in got.state_dict().items():
+            w = want.state_dict()[k]
+            assert v.shape == w.shape, k
+            carried = k in s and s[k].shape == w.shape and torch.equal(w, s[k])
+            assert carried == (k in s and s[k].shape == v.shape and torch.equal(v, s[k])), k
+    if case.get("ch") == 1:  # the first conv is adapted the same way (summed RGB filters where ultralytics does)
+        torch.testing.assert_close(model.model[0].conv.weight, plain.model[0].conv.weight)
+    assert is_pass_through(model.model[9])
 
 
 def test_another_family_warns_in_python(logged):
@@ -208,6 +218,9 @@ def test_another_family_warns_in_python(logged):
 
 
 # -------------------------------------------------------------------------------------------------- safe loading
+
+
+needs_safe_load = pytest.mark.skipif(not hasattr(tasks, "_SafeLoad"), reason="ULTRALYTICS_SAFE_LOAD arrived in 8.4")
 
 
 @pytest.fixture
@@ -224,6 +237,7 @@ def booby_trapped(tmp_path) -> tuple[Path, Path]:
     return path, marker
 
 
+@needs_safe_load
 def test_safe_load_refuses_a_booby_trapped_checkpoint_in_python(booby_trapped, tmp_path):
     path, marker = booby_trapped
     code = ("from ultralytics.nn.tasks import DetectionModel, yaml_model_load;"
@@ -236,6 +250,7 @@ def test_safe_load_refuses_a_booby_trapped_checkpoint_in_python(booby_trapped, t
     assert len(said(p)) == 1 and "evil.pt" in said(p)[0] and "not a readable checkpoint" in said(p)[0]
 
 
+@needs_safe_load
 def test_safe_load_refuses_a_booby_trapped_checkpoint_in_the_cli(booby_trapped, tmp_path):
     path, marker = booby_trapped
     out = tmp_path / "out.pt"

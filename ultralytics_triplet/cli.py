@@ -136,8 +136,9 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     log.info(f"{PROG}: {report}")
     if report.pass_through:
         rows = ", ".join(map(str, report.pass_through))
-        log.info(f"{PROG}: layer{'s' * (len(report.pass_through) > 1)} {rows} start as pass-throughs, so the model "
-                 f"computes what {base.name} computed (--paper-init keeps the paper's initialisation)")
+        log.info(f"{PROG}: layer{'s' * (len(report.pass_through) > 1)} {rows} start{'s' * (len(report.pass_through) == 1)}"
+                 f" as a pass-through, so the model computes what {base.name} computed (--paper-init keeps the "
+                 "paper's initialisation)")
     foreign = [i for i in report.empty_layers if i not in report.pass_through]
     if foreign:
         log.warning(

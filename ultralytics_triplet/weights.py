@@ -74,10 +74,11 @@ class TransferReport:
         """Return a short human-readable summary."""
         total = self.transferred + self.missing
         empty = ", ".join(map(str, self.empty_layers)) or "none"
+        started = f" (started as pass-throughs: {', '.join(map(str, self.pass_through))})" if self.pass_through else ""
         return (
             f"Transferred {self.transferred}/{total} target tensors from {len(self.layer_pairs)} aligned layers; "
-            f"{self.missing} target tensors kept their initial values, {self.skipped} source tensors unused; "
-            f"target layers without transferred weights: {empty}"
+            f"{self.missing} target tensors received none, {self.skipped} source tensors unused; "
+            f"target layers without transferred weights: {empty}{started}"
         )
 
 
