@@ -915,7 +915,7 @@ def format_table(rows: list[dict], plan: dict, seeds: int, device: Any = None) -
     for r in rows:
         body.append((
             r["config"], f"{r['m1_mean']:.4f} ± {r['m1_std']:.4f}", f"{r['m2_mean']:.4f} ± {r['m2_std']:.4f}",
-            _interval_text(r["d1"]), _interval_text(r["d2"]), f"{r['parameters']:,}", f"{r['gflops']:.2f}",
+            _interval_text(r["d1"]), _interval_text(r["d2"]), f"{r['parameters']:,}", f"{r['gflops']:.4g}",
             f"{r['latency_ms']:.1f}", _duration(r["train_time_s"]), r["verdict"],
         ))
     data = Path(s["data"])
@@ -925,9 +925,10 @@ def format_table(rows: list[dict], plan: dict, seeds: int, device: Any = None) -
               f"{', device ' + str(device) if device is not None else ''}")
     return (
         f"{budget}\n{table(body)}\n"
-        f"mean ± std over seeds; Δ = variant − {rows[0]['config']} at the same seed, mean and 95% t-interval of the "
-        f"paired differences; verdict from Δ{label1}. {lat} ms: batch-1 latency, median of fused models timed "
-        f"interleaved; train time: ultralytics' epoch-loop time, mean per run."
+        f"mean ± std over seeds. Δ: variant − {rows[0]['config']} at the same seed, mean and 95% t-interval of the "
+        f"paired differences; the verdict reads Δ{label1}.\n"
+        f"{lat} ms: batch-1 latency at imgsz {s['imgsz']}, median of fused models timed interleaved. train time: "
+        f"ultralytics' epoch-loop time, mean per run."
     )
 
 
