@@ -641,8 +641,9 @@ def _run_ray(specs: list[dict], on_done: Callable[[dict, dict], None], address: 
                     spec = pending.pop(ref)
                     try:
                         on_done(spec, ray.get(ref))
-                    except ray.exceptions.RayTaskError as e:
-                        failures.append(f"{spec['name']}: {one_line(e.cause) if e.cause else one_line(e)}")
+                    except ray.exceptions.RayError as e:  # the task raised, or its worker died
+                        cause = getattr(e, "cause", None)
+                        failures.append(f"{spec['name']}: {one_line(cause if cause is not None else e)}")
         except KeyboardInterrupt:
             for ref in pending:
                 ray.cancel(ref)  # a KeyboardInterrupt in the task: ultralytics leaves last.pt resumable
