@@ -20,6 +20,7 @@ _LAZY = {
     "build_model": "loading",
     "load_model": "loading",
     "make_shapes_dataset": "data",
+    "run_study": "study",  # not "study": that name is the submodule once it is imported
 }
 __all__ = ("__version__", *_LAZY)
 

@@ -5,6 +5,7 @@
     ultralytics-triplet compare yolov5n.yaml yolov5n-triplet.yaml --imgsz 320 -o compare.png
     ultralytics-triplet visualize best.pt image.jpg -o gates.png
     ultralytics-triplet demo --out triplet-demo
+    ultralytics-triplet study --data data.yaml --model yolo11n.yaml --seeds 3 --epochs 50 --out study
 
 Usage errors (argparse's and ours: a file that exists, a bad index, an unreadable checkpoint...) print one
 ``ultralytics-triplet: error: ...`` line to stderr and exit with status 2 without writing anything.
@@ -207,6 +208,43 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------------------------------------
+# study
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    """Train the plain model and each placement over seeds; print the table of paired differences."""
+    from .study import study
+
+    if args.address and args.backend != "ray":
+        raise UsageError("--address is for --backend ray")
+    extra = {} if args.workers is None else {"workers": args.workers}
+    try:
+        result = study(
+            args.data, model=args.model, placements=args.placements, seeds=args.seeds, epochs=args.epochs,
+            imgsz=args.imgsz, batch=args.batch, pretrained=args.pretrained, device=args.device, out=args.out,
+            backend=args.backend, address=args.address, latency_runs=args.latency_runs, **extra,
+        )
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{PROG}: interrupted; run the same command again to resume the study in {args.out}\n")
+        return 130
+    except RuntimeError as e:  # a training that failed (on Ray); the finished runs are recorded
+        sys.stderr.write(f"{PROG}: {one_line(e)}; the same command again retries the missing runs\n")
+        return 1
+    log = _logger()
+    log.info(f"\n{result.table}\n")
+    log.info(
+        f"{PROG}: {result.trained} run{'s' * (result.trained != 1)} trained, {result.resumed} resumed, "
+        f"{result.reused} reused; results in {result.out.resolve()}:\n"
+        f"  study.txt  the table above\n"
+        f"  study.csv  one row per run (variant, seed, metrics, times, paths)\n"
+        f"  study.png  each seed as a dot, mean ± std per variant\n"
+        f"  runs/      the ultralytics training runs"
+    )
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------------------------
 # parser
 # --------------------------------------------------------------------------------------------------------------------
 
@@ -220,11 +258,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Return the ``ultralytics-triplet`` argument parser with its five subcommands."""
+    """Return the ``ultralytics-triplet`` argument parser with its six subcommands."""
     parser = _Parser(
         prog=PROG,
         description="Triplet Attention for ultralytics YOLO: edit model YAMLs, transfer weights, compare models, "
-        "visualize attention gates, and run an offline demo.",
+        "visualize attention gates, run an offline demo, and study whether attention helps on your data.",
         epilog="Each command has its own --help. Nothing existing is overwritten without --force.",
     )
     from . import __version__
@@ -295,6 +333,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the dataset and of both trainings (default: 0)")
     p.add_argument("--force", action="store_true", help="reuse a non-empty --out (replaces an earlier demo's files)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("study", help="does triplet attention help on my data, and where? placements x seeds, paired",
+                       description="Train the plain model and each placement (STEM-PLACEMENT.yaml) with the same "
+                       "seeds, data, budget and hyper-parameters; print mean ± std per variant, the paired difference "
+                       "to the plain model with a 95% t-interval, costs, and a verdict. Writes study.txt, study.csv "
+                       "and study.png in --out. Resumable: the same command again reuses finished runs, continues an "
+                       "interrupted one and trains only what is missing.")
+    p.add_argument("--data", required=True, metavar="DATA.yaml", help="dataset YAML (a local file)")
+    p.add_argument("--model", default="yolo11n.yaml", metavar="MODEL.yaml",
+                   help="the plain model; placement P is STEM-P.yaml (default: %(default)s)")
+    p.add_argument("--placements", nargs="+", default=["triplet", "triplet-neck", "triplet-dense"], metavar="P",
+                   help="placements to compare with the plain model: triplet, triplet-neck, triplet-dense "
+                   "(default: all three)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1, every variant once per seed; >= 2 "
+                   "(default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=50, help="epochs per run (default: %(default)s)")
+    p.add_argument("--imgsz", type=int, default=640, help="image size (default: %(default)s)")
+    p.add_argument("--batch", type=int, default=16, help="batch size, -1 for auto (default: %(default)s)")
+    p.add_argument("--pretrained", metavar="BASE.pt",
+                   help="start every variant from these weights (layer-aligned, attention as a pass-through)")
+    p.add_argument("--device", help="ultralytics device: 0, 0,1 (DDP), cpu (default: ultralytics chooses)")
+    p.add_argument("--workers", type=int, help="dataloader workers per run (default: ultralytics' default)")
+    p.add_argument("--out", default="study", help="study directory: new, or holding this same study "
+                   "(default: %(default)s)")
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="local: one run after another here; ray: each run a Ray task (default: %(default)s)")
+    p.add_argument("--address", help="Ray cluster address (default: a local Ray instance)")
+    p.add_argument("--latency-runs", type=int, default=20, help="timed forward passes per variant "
+                   "(default: %(default)s)")
+    p.set_defaults(func=cmd_study)
     return parser
 
 
