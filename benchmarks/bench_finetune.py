@@ -79,35 +79,38 @@ def loaded(cfg: str, base: str, nc: int, pass_through: bool):
 
 
 def train(cfg: str, data: str, epochs: int, imgsz: int, seed: int, project: Path, name: str, **kw) -> tuple:
-    """Train through ultralytics; return (final val mAP50-95, best.pt path)."""
+    """Train through ultralytics; return (final val mAP50-95, how far the gates moved (see ``gates_moved``))."""
     from ultralytics import YOLO
 
     model = YOLO(cfg, verbose=False)
+    start = {}
+    model.add_callback("on_train_start", lambda t: start.update(gate_tensors(t.model)))
+    moved = []
+    model.add_callback("on_train_end", lambda t: moved.append(gates_moved(start, gate_tensors(t.ema.ema))))
     metrics = model.train(data=data, epochs=epochs, imgsz=imgsz, batch=16, seed=seed, project=str(project),
                           name=name, **{**COMMON, **kw})
-    return float(metrics.box.map), Path(model.trainer.best if model.trainer.best.exists() else model.trainer.last)
+    return float(metrics.box.map), moved[0] if moved else None
 
 
-def gate_movement(best: Path, bias: float) -> tuple[float, float, float]:
-    """Mean |BN scale|, mean |BN shift − bias| and mean conv weight norm over every gate of a trained checkpoint."""
-    import statistics as st
-
-    from ultralytics_triplet.loading import load_checkpoint
+def gate_tensors(model) -> dict[str, dict]:
+    """Copies of every inserted gate's BN scale, BN shift and conv weight, by module name."""
     from ultralytics_triplet.nn import TripletAttention
 
-    gates = [g for m in load_checkpoint(best)[0].modules() if isinstance(m, TripletAttention)
-             for g in (m.cw, m.hc, getattr(m, "hw", None)) if g is not None]
-    return (st.mean(g.conv.bn.weight.abs().mean().item() for g in gates),
-            st.mean((g.conv.bn.bias - bias).abs().mean().item() for g in gates),
-            st.mean(g.conv.conv.weight.norm().item() for g in gates))
+    return {f"{n}.{k}": {"scale": g.conv.bn.weight.detach().clone(), "shift": g.conv.bn.bias.detach().clone(),
+                         "conv": g.conv.conv.weight.detach().clone()}
+            for n, m in model.named_modules() if isinstance(m, TripletAttention)
+            for k, g in (("cw", m.cw), ("hc", m.hc), ("hw", getattr(m, "hw", None))) if g is not None}
 
 
-def conv_norms(net) -> list[float]:
-    """The norm of every inserted gate's conv weight, in module order (their starting values)."""
-    from ultralytics_triplet.nn import TripletAttention
-
-    return [g.conv.conv.weight.norm().item() for m in net.modules() if isinstance(m, TripletAttention)
-            for g in (m.cw, m.hc, getattr(m, "hw", None)) if g is not None]
+def gates_moved(start: dict[str, dict], end: dict[str, dict]) -> tuple[float, float, float] | None:
+    """Mean over gates of |BN scale change|, |BN shift change| and ||conv change|| / ||conv at start||."""
+    if not start:
+        return None
+    keys = sorted(start)
+    return (statistics.mean((end[k]["scale"] - start[k]["scale"]).abs().mean().item() for k in keys),
+            statistics.mean((end[k]["shift"] - start[k]["shift"]).abs().mean().item() for k in keys),
+            statistics.mean(((end[k]["conv"] - start[k]["conv"]).norm() / start[k]["conv"].norm()).item()
+                            for k in keys))
 
 
 def ratio(value: float, base: float) -> str:
@@ -141,7 +144,7 @@ def main() -> None:
 
     from ultralytics_triplet.data import make_shapes_dataset
     from ultralytics_triplet.loading import load_checkpoint
-    from ultralytics_triplet.nn import PASS_THROUGH_BIAS
+    from ultralytics_triplet.nn import PASS_THROUGH_BIAS, TripletAttention
 
     torch.set_num_threads(a.threads)
     LOGGER.setLevel("WARNING")
@@ -160,21 +163,21 @@ def main() -> None:
     if base.exists():
         base_map = val_map(load_checkpoint(base)[0], data, a.imgsz)
     else:
-        base_map, base = train("yolov5n.yaml", data, a.base_epochs, a.imgsz, 0, work, name)
+        base_map, _ = train("yolov5n.yaml", data, a.base_epochs, a.imgsz, 0, work, name)
     print(f"base: yolov5n, {a.base_epochs} epochs from scratch on synthetic shapes ({a.train_images} train images, "
           f"{a.imgsz} px, seed 0): val mAP50-95 {base_map:.3f}\n")
 
     cfgs = {label: cfg_path(name, work) for label, name in PLACEMENTS.items()}
     print("Right after loading the base (no training): val mAP50-95 / base's")
     rows = [("placement", "layers", ".load() [default]", ".load() paper init", "train(pretrained=, lr0=0)")]
-    starts = {}
+    layers = {}
     for label, cfg in cfgs.items():
         net = loaded(cfg, str(base), nc=3, pass_through=True)
-        starts[label] = conv_norms(net)
+        layers[label] = sum(isinstance(m, TripletAttention) for m in net.modules())
         kept = val_map(net, data, a.imgsz)
         paper = val_map(loaded(cfg, str(base), nc=3, pass_through=False), data, a.imgsz)
         zero, _ = train(cfg, data, 1, a.imgsz, 0, work, f"lr0-{Path(cfg).stem}", pretrained=str(base), **ZERO_LR)
-        rows.append((label, str(len(starts[label]) // 3), ratio(kept, base_map), ratio(paper, base_map),
+        rows.append((label, str(layers[label]), ratio(kept, base_map), ratio(paper, base_map),
                      ratio(zero, base_map)))
     print(table(rows))
 
@@ -187,9 +190,7 @@ def main() -> None:
         runs = [train(cfg, data, a.epochs, a.imgsz, s, work, f"ft-{Path(cfg).stem}-s{s}", pretrained=str(base))
                 for s in range(a.seeds)]
         results[label] = [m for m, _ in runs]
-        sc, sh, cv = zip(*(gate_movement(b, PASS_THROUGH_BIAS) for _, b in runs))
-        start = statistics.mean(starts[label])
-        moved[label] = (statistics.mean(sc), statistics.mean(sh), statistics.mean(cv) / start - 1)
+        moved[label] = [statistics.mean(x) for x in zip(*(m for _, m in runs))]
     plain = results["plain yolov5n"]
     rows = [("variant", "mAP50-95 mean ± std", "/ base", "paired Δ vs plain (mean ± std)")]
     for label, values in results.items():
@@ -197,10 +198,10 @@ def main() -> None:
         rows.append((label, fmt(values), ratio(statistics.mean(values), base_map),
                      "—" if label.startswith("plain") else fmt(diffs)))
     print(table(rows))
-    print("\nGates after fine-tuning (start: BN scale 0, BN shift "
-          f"{PASS_THROUGH_BIAS:g}, conv as initialised), mean over gates and seeds:")
-    rows = [("placement", "|BN scale|", f"|BN shift − {PASS_THROUGH_BIAS:g}|", "conv weight norm change")]
-    rows += [(label, f"{s:.4f}", f"{h:.4f}", f"{c:+.2%}") for label, (s, h, c) in moved.items()]
+    print(f"\nHow far the inserted gates moved in those {a.epochs} epochs (start: BN scale 0, BN shift "
+          f"{PASS_THROUGH_BIAS:g}; mean over gates and seeds; the saved EMA weights):")
+    rows = [("placement", "|Δ BN scale|", "|Δ BN shift|", "‖Δ conv‖ / ‖conv‖")]
+    rows += [(label, f"{s:.4f}", f"{h:.4f}", f"{c:.2%}") for label, (s, h, c) in moved.items()]
     print(table(rows))
     print(f"\n(total {time.time() - t0:.0f} s; work directory {work})")
 

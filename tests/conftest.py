@@ -24,6 +24,17 @@ def pytest_configure(config):
         pytest.exit("ultralytics-triplet is not installed: run the README's test command (scripts/test.sh)", 2)
 
 
+@pytest.fixture
+def one_thread():
+    """Keep torch on one thread for a test: the machine is shared and the models are tiny."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def shapes_data(tmp_path_factory) -> Path:
     """A 16+8 image shapes dataset at 64 px; returns its data.yaml."""

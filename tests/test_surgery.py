@@ -33,17 +33,11 @@ TASK_MODEL = {
     "obb": OBBModel,
     "classify": ClassificationModel,
 }
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # the machine is shared and the models are tiny
+
 TA_PARAMS = 300  # 3 gates x (2*7*7 conv + 2 BN affine)
 TA_TENSORS = 18  # 3 gates x (conv.weight, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.num_batches_tracked)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Keep torch on one thread: the machine is shared and the models are tiny."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 # ---------------------------------------------------------------------------------------------------------- helpers

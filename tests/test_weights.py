@@ -20,16 +20,9 @@ from ultralytics_triplet import TripletAttention, insert_layers
 from ultralytics_triplet.nn import PASS_THROUGH_BIAS
 from ultralytics_triplet.weights import ENV_PASS_THROUGH, transfer_weights
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # the machine is shared and the models are tiny
+
 GATE = torch.sigmoid(torch.tensor(PASS_THROUGH_BIAS)).item()  # what a pass-through TripletAttention multiplies by
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Keep torch on one thread: the machine is shared and the models are tiny."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture
