@@ -272,22 +272,15 @@ def _aligned_load(load, model: nn.Module, weights: Any, verbose: bool, pass_thro
     pairs = align_layers(src_layers, tgt_layers)
     if _is_identity(pairs, len(src_layers), len(tgt_layers)):
         return None
-    view = _renumbered(source, src_layers, pairs, len(tgt_layers))
-    planned = _report(pairs, src_layers, tgt_layers)
-    planned.pass_through = [i for i in planned.empty_layers if pass_through and planned.transferred
-                            and callable(getattr(_by_index(tgt_layers, i), "init_pass_through", None))]
-    with _noted_transfer_line(_describe(planned, tgt_layers), verbose):
-        load(model, view, verbose=verbose)
+    plan = _report(pairs, src_layers, tgt_layers)
+    _start_as_pass_through(tgt_layers, plan, pass_through)  # layers that get nothing from the source, load or not
+    with _noted_transfer_line(_describe(plan, tgt_layers), verbose):
+        load(model, _renumbered(source, src_layers, pairs, len(tgt_layers)), verbose=verbose)
     report = _report(pairs, src_layers, tgt_layers)  # after load: a head ultralytics rebuilt now fits
-    _start_as_pass_through(tgt_layers, report, pass_through)
+    report.pass_through = plan.pass_through
     if verbose:
         _warn_if_mostly_unused(report, "the pretrained weights")
     return report
-
-
-def _by_index(layers: nn.Sequential, i: int) -> nn.Module:
-    """The layer whose ultralytics index ``.i`` is ``i`` (its position when it has none)."""
-    return next((m for k, m in enumerate(layers) if int(getattr(m, "i", k)) == i), layers[i])
 
 
 def install_load_patch(tasks) -> None:
