@@ -181,9 +181,13 @@ def test_no_spatial_rows_cost_200_parameters():
 def test_checkpoints_of_each_placement_reload_in_a_new_process(tmp_path):
     from ultralytics import YOLO
 
-    names = [variant(s, p) for s in ("yolov5.yaml", "yolov8-p2.yaml", "yolo11-seg.yaml", "yolov8-pose.yaml",
-                                     "yolo11-obb.yaml", "yolo11-cls.yaml", "yolov10n.yaml", "yolov9t.yaml")
-             if s in STOCK for p in PLACEMENTS]
+    # Every placement of one family, then one placement of each other head and naming scheme (the pickled classes
+    # are the same for all: this covers each kind of head and row layout the loader meets).
+    cases = [("yolov5.yaml", p) for p in PLACEMENTS] + [
+        ("yolo11-seg.yaml", "-dense"), ("yolov8-pose.yaml", "-neck"), ("yolo11-obb.yaml", ""),
+        ("yolo11-cls.yaml", "-dense"), ("yolov10n.yaml", "-neck"), ("yolov9t.yaml", ""), ("yolov8-p2.yaml", "-dense"),
+    ]
+    names = [variant(s, p) for s, p in cases if s in STOCK]
     x = torch.rand(1, 3, 64, 64)
     expected = {}
     for name in names:
