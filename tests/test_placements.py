@@ -28,6 +28,15 @@ STOCK = [n for n in ALL_STOCK if not any(s in n for s in OTHER_MODEL_CLASSES)]
 OTHER = [n for n in ALL_STOCK if n not in STOCK]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny inputs gain nothing from threads, and on a busy machine OpenMP's waiting makes each conv 10x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def at_scale_n(stock: str) -> str:
     """The name a user writes for ``stock`` at scale n: 'yolov8-p2.yaml' -> 'yolov8n-p2.yaml'; per-scale files as is."""
     d = yaml.safe_load(next(MODELS.rglob(stock)).read_text())
