@@ -75,7 +75,8 @@ def randomized(m: nn.Module, seed: int) -> nn.Module:
     with torch.no_grad():
         for t in m.state_dict().values():
             if t.is_floating_point():
-                t.copy_(torch.rand(t.shape, generator=g) + 0.5 if t.shape == (1,) else torch.randn(t.shape, generator=g))
+                positive = t.shape == (1,)  # BN weight, bias and running statistics: keep the variance positive
+                t.copy_(torch.rand(t.shape, generator=g) + 0.5 if positive else torch.randn(t.shape, generator=g))
     return m
 
 
@@ -96,8 +97,8 @@ def test_tutorial_gates_are_not_interchangeable():
     # The mapping must be ChannelGateH -> cw, ChannelGateW -> hc: with the two swapped, the function differs.
     reference = randomized(ReferenceTriplet(*LAYOUTS["tutorial/legacy"]), seed=2).eval()
     sd = reference.state_dict()
-    swapped = {k.replace("ChannelGateH", "TMP").replace("ChannelGateW", "ChannelGateH").replace("TMP", "ChannelGateW"): v
-               for k, v in sd.items()}
+    swap = {"ChannelGateH": "ChannelGateW", "ChannelGateW": "ChannelGateH"}
+    swapped = {swap.get(k.split(".")[0], k.split(".")[0]) + k[k.index("."):]: v for k, v in sd.items()}
     ours = TripletAttention().eval()
     ours.load_state_dict(swapped, strict=True)
     x = torch.randn(2, 6, 5, 7)
@@ -108,7 +109,8 @@ def test_tutorial_gates_are_not_interchangeable():
 def test_legacy_keys_load_inside_a_whole_model_with_strict_loading():
     net = nn.Sequential(nn.Conv2d(3, 4, 1), TripletAttention(4)).eval()
     legacy = randomized(ReferenceTriplet(*LAYOUTS["tutorial/legacy"]), seed=3)
-    sd = {**{f"0.{k}": v for k, v in net[0].state_dict().items()}, **{f"1.{k}": v for k, v in legacy.state_dict().items()}}
+    sd = {f"0.{k}": v for k, v in net[0].state_dict().items()}
+    sd.update({f"1.{k}": v for k, v in legacy.state_dict().items()})
     net.load_state_dict(sd, strict=True)
     torch.testing.assert_close(net[1].cw.conv.conv.weight, legacy.ChannelGateH.spatial.conv.weight)
     torch.testing.assert_close(net[1].hw.conv.bn.running_var, legacy.SpatialGate.spatial.bn.running_var)

@@ -211,8 +211,8 @@ def test_checkpoints_of_each_placement_reload_in_a_new_process(tmp_path):
             "for n in names:\n"
             "    m = YOLO(n.replace('.yaml', '.pt')).model.eval()\n"
             "    with torch.no_grad(): out = m(x)\n"
-            "    flat = lambda o: [o] if torch.is_tensor(o) else [t for e in (o.values() if isinstance(o, dict) else o) "
-            "for t in flat(e)]\n"
+            "    flat = lambda o: [o] if torch.is_tensor(o) else "
+            "[t for e in (o.values() if isinstance(o, dict) else o) for t in flat(e)]\n"
             "    print('@@', n, sum(float(t.double().sum()) for t in flat(out)),"
             " sum(type(l).__name__ == 'TripletAttention' for l in m.modules()))\n")
     p = run_python(code, tmp_path)

@@ -102,7 +102,7 @@ def insertion_points(d: dict, placement: str) -> list[int]:
 
 
 def cache_dir() -> Path:
-    """Return the directory of generated configs: ``USER_CONFIG_DIR/ultralytics-triplet/<version>/ultralytics-<version>``.
+    """Return where generated configs live: ``USER_CONFIG_DIR/ultralytics-triplet/<ours>/ultralytics-<theirs>``.
 
     ``USER_CONFIG_DIR`` is ultralytics' settings directory (``YOLO_CONFIG_DIR`` moves it). One folder per pair of
     versions, so processes of different installs never rewrite each other's files.
