@@ -151,9 +151,9 @@ def test_channel_count_is_recorded_not_used():
     assert m(torch.randn(1, 5, 4, 4)).shape == (1, 5, 4, 4)
 
 
-@pytest.mark.parametrize("bad", [True, 0, -3, 2.5, "64"])
+@pytest.mark.parametrize("bad", [0, -3, 2.5, "64"])
 def test_rejects_a_non_channel_first_argument(bad):
-    # The official module's first argument is no_spatial: TripletAttention(True) must not silently drop a gate.
+    # A bool first argument is no_spatial (the official signature; tests/test_conventions.py); nothing else is.
     with pytest.raises(TypeError, match="c1"):
         TripletAttention(bad)
 

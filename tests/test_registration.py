@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import types
 from contextlib import contextmanager
 
@@ -16,7 +17,13 @@ from ultralytics.nn.tasks import DetectionModel, yaml_model_load
 import ultralytics_triplet
 from ultralytics_triplet import TripletAttention, get_plugin_manager, hookimpl, register
 from conftest import run_python, said
-from ultralytics_triplet.patch import IncompatibleUltralyticsError, UnknownModuleError, install, sync
+from ultralytics_triplet.patch import (
+    IncompatibleUltralyticsError,
+    UnknownModuleError,
+    install,
+    supported_range,
+    sync,
+)
 
 
 @pytest.fixture
@@ -122,6 +129,8 @@ def test_third_party_plugin_adds_modules_and_model_dirs(tmp_path):
         assert model.model.yaml["scale"] == "s"
         assert isinstance(model.model.model[1], ScaleByTwo)
         assert model.model.model[0].conv.out_channels == 32  # width 0.5 of scale s applied
+        neck = YOLO("yolo99s-double-triplet-neck.yaml")  # a plugin's config gets the named placements too
+        assert neck.model.yaml["scale"] == "s" and type(neck.model.model[2]).__name__ == "TripletAttention"
     assert "ScaleByTwo" not in vars(tasks)  # unregistering takes the name away again
     with pytest.raises(UnknownModuleError):
         DetectionModel(TINY, verbose=False)
@@ -194,14 +203,15 @@ def test_restricted_loading_allows_the_module_and_its_children():
 @pytest.mark.parametrize("moved", ["parse_model", "_SafeLoad._build", "BaseModel.load"])
 def test_moved_ultralytics_internals_fail_with_one_clear_message_and_patch_nothing(moved):
     fake = types.ModuleType("ultralytics.nn.tasks")
-    fake.parse_model = fake.check_yaml = fake.yaml_model_load = lambda *a: None
+    fake.parse_model = fake.yaml_model_load = lambda *a: None
+    fake.check_yaml = lambda file, suffix=(".yaml", ".yml"), hard=True: None
     fake._SafeLoad = type("_SafeLoad", (), {"_registry": None, "_build": classmethod(lambda cls: {})})
     fake.BaseModel = type("BaseModel", (), {"load": lambda self, weights, verbose=True: None})
     owner, name = moved.rsplit(".", 1) if "." in moved else ("", moved)
     delattr(getattr(fake, owner) if owner else fake, name)
     before = dict(vars(fake))
     with pytest.raises(IncompatibleUltralyticsError, match=rf"no ultralytics.nn.tasks.{moved}.*; .*supports "
-                                                          r"ultralytics>=8.3.0,<8.5"):
+                                                          rf"ultralytics{re.escape(supported_range())}: pip"):
         install(fake)
     assert dict(vars(fake)) == before  # checked before anything changed: no half-patched module
 

@@ -1,20 +1,13 @@
-"""This package's own plugin: TripletAttention and the bundled model configs.
+"""This package's own plugin: TripletAttention.
 
-It is published under the ``ultralytics_triplet`` entry-point group like any third-party plugin would be.
+It is published under the ``ultralytics_triplet`` entry-point group like any third-party plugin would be. Its model
+configs need no directory: every ``NAME-triplet[-neck|-dense].yaml`` is generated from ``NAME.yaml`` on first use
+(``placements.py``), for ultralytics' configs and for those of any plugin's model directory alike.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from .hookspecs import hookimpl
-
-
-def config_dir() -> Path:
-    """Return the directory of bundled model YAMLs (inside the installed package, or ``cfg/`` in a checkout)."""
-    here = Path(__file__).resolve().parent
-    installed = here / "cfg"
-    return installed if installed.is_dir() else here.parent / "cfg"
 
 
 @hookimpl
@@ -23,9 +16,3 @@ def register_modules():
     from .nn import TripletAttention
 
     return [TripletAttention]
-
-
-@hookimpl
-def register_model_dirs():
-    """Give ultralytics the bundled YOLOv5/v8/11/26 triplet configs."""
-    return [config_dir()]

@@ -39,5 +39,6 @@ def register_model_dirs() -> list[str | Path]:
     """Return directories of model YAMLs that ultralytics should find by bare name.
 
     ``YOLO("mynetn.yaml")`` then resolves to ``mynet.yaml`` at scale ``n`` in one of these directories (searched
-    recursively), exactly as ``yolov8n.yaml`` resolves inside ultralytics.
+    recursively), exactly as ``yolov8n.yaml`` resolves inside ultralytics, and so do its named placements
+    (``mynetn-triplet.yaml``, ``-triplet-neck``, ``-triplet-dense``; see ``placements.py``).
     """

@@ -25,6 +25,8 @@ scripting, tracing, ONNX export and ``torch.compile`` see the plain ops of ``gat
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import torch
 from torch import nn
 
@@ -100,40 +102,96 @@ def _gate_no_grad(gate: AttentionGate, pooled: torch.Tensor) -> torch.Tensor:
     return gate.conv.bn(gate_conv(pooled, gate.conv.conv.weight)).sigmoid()
 
 
+_LEGACY_GATES = {"ChannelGateH": "cw", "ChannelGateW": "hc", "SpatialGate": "hw"}  # tutorial name -> official name
+_FORMS = (
+    "[], [no_spatial] e.g. [True], [channels] e.g. [1024], [channels, no_spatial] e.g. [1024, True], "
+    "[channels, no_spatial, kernel_size]"
+)
+
+
+def _usage(problem: str) -> str:
+    """One-line TypeError message: what was wrong and the accepted argument forms."""
+    return f"TripletAttention: {problem}; accepted YAML args: {_FORMS}"
+
+
 class TripletAttention(nn.Module):
     """Triplet Attention (Misra et al., WACV 2021): three rotated gates, averaged.
 
-    Channel-preserving and channel-agnostic, so a YAML row needs no arguments:
-    ``[-1, 1, TripletAttention, []]``; a channel count is accepted and only recorded:
-    ``[-1, 1, TripletAttention, [1024]]``.
+    Channel-preserving and channel-agnostic: a YAML row needs no arguments. ultralytics passes a row's args as
+    written (``TripletAttention(*args)``), and the forms found in the wild are all accepted:
+
+    ============================  ===============================================  ==============
+    YAML args                     meaning                                          gates
+    ============================  ===============================================  ==============
+    ``[]``                        defaults                                         3
+    ``[True]`` / ``[False]``      ``no_spatial`` (official root signature)         2 / 3
+    ``[1024]``                    channel count, recorded only (tutorial)          3
+    ``[1024, True]``              channel count, then ``no_spatial``               2
+    ``[1024, False, 5]``          channel count, ``no_spatial``, ``kernel_size``   3
+    ============================  ===============================================  ==============
+
+    A bool first argument is ``no_spatial`` and must stand alone; an int first argument is the channel count.
+    Anything else (``[True, 1024]``, ``[1024, 1024]``, the tutorial's ``reduction_ratio`` as in ``[1024, 16]``,
+    strings, floats) is refused with a TypeError that lists these forms.
+
+    State dicts load with ``strict=True`` in the official root layout (``cw.conv.conv.weight``, ``cw.conv.bn.*``,
+    ``hc.*``, ``hw.*``: this module's own keys) and in the tutorial's/legacy official layout
+    (``ChannelGateH.spatial.conv.weight``, ``ChannelGateH.spatial.bn.*``, ``ChannelGateW.*``, ``SpatialGate.*``),
+    whose gates are ``cw``, ``hc`` and ``hw`` in that order.
 
     Args:
-        c1 (int | None): Input channels, recorded for information only; the module works at any width.
-        no_spatial (bool): Drop the spatial (H–W) gate and average the two rotated gates.
+        c1 (int | bool | None): Input channels, recorded for information only (the module works at any width); a
+            bool here is ``no_spatial`` (the official signature ``TripletAttention(no_spatial)``).
+        no_spatial (bool | None): Drop the spatial (H–W) gate and average the two rotated gates (None: False).
         kernel_size (int): Side of each gate's convolution (odd; 7 in the paper).
 
     Examples:
         >>> m = TripletAttention(64)
         >>> m(torch.randn(2, 64, 20, 20)).shape
         torch.Size([2, 64, 20, 20])
-        >>> sum(p.numel() for p in m.parameters())
-        300
+        >>> sum(p.numel() for p in m.parameters()), sum(p.numel() for p in TripletAttention(True).parameters())
+        (300, 200)
     """
 
-    def __init__(self, c1: int | None = None, no_spatial: bool = False, kernel_size: int = 7) -> None:
+    def __init__(self, c1: int | bool | None = None, no_spatial: bool | None = None, kernel_size: int = 7) -> None:
         """Initialize the three gates (two when ``no_spatial``)."""
         super().__init__()
-        if c1 is not None and (isinstance(c1, bool) or not isinstance(c1, int) or c1 < 1):
-            raise TypeError(f"TripletAttention c1 must be a positive channel count or None, got {c1!r}")
-        if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+        if isinstance(c1, bool):  # the official root signature: TripletAttention(no_spatial)
+            if no_spatial is not None:
+                raise TypeError(_usage(f"a bool first argument ({c1}) is no_spatial and takes no second one, got "
+                                       f"{no_spatial!r}"))
+            c1, no_spatial = None, c1
+        if c1 is not None and not (isinstance(c1, Integral) and c1 >= 1):
+            raise TypeError(_usage(f"the first argument (c1) must be a channel count or a bool, got {c1!r}"))
+        if no_spatial is not None and not isinstance(no_spatial, bool):
+            raise TypeError(_usage(f"no_spatial must be True or False, got {no_spatial!r}"))
+        odd = isinstance(kernel_size, Integral) and not isinstance(kernel_size, bool) and kernel_size % 2 == 1
+        if not (odd and kernel_size >= 1):
             raise ValueError(f"TripletAttention kernel_size must be a positive odd integer, got {kernel_size!r}")
-        self.c1 = c1
+        self.c1 = None if c1 is None else int(c1)
         self.no_spatial = bool(no_spatial)
-        self.kernel_size = kernel_size
-        self.cw = AttentionGate(kernel_size)  # C–W interaction (x rotated: H and C swapped)
-        self.hc = AttentionGate(kernel_size)  # H–C interaction (x rotated: W and C swapped)
+        self.kernel_size = int(kernel_size)
+        self.cw = AttentionGate(self.kernel_size)  # C–W interaction (x rotated: H and C swapped)
+        self.hc = AttentionGate(self.kernel_size)  # H–C interaction (x rotated: W and C swapped)
         if not self.no_spatial:
-            self.hw = AttentionGate(kernel_size)  # H–W spatial attention (x as it is)
+            self.hw = AttentionGate(self.kernel_size)  # H–W spatial attention (x as it is)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        """Also accept the tutorial's (legacy official) key layout by renaming its keys to the official root ones.
+
+        ``ChannelGateH.spatial.*`` (the gate on ``x.permute(0, 2, 1, 3)``) is ``cw.conv.*``, ``ChannelGateW.spatial.*``
+        (on ``x.permute(0, 3, 2, 1)``) is ``hc.conv.*``, ``SpatialGate.spatial.*`` is ``hw.conv.*``. A key whose
+        official name is also present, or whose gate this module lacks, is left alone: ``strict=True`` reports it.
+        """
+        for legacy, gate in _LEGACY_GATES.items():
+            head = f"{prefix}{legacy}.spatial."
+            if not hasattr(self, gate):  # no_spatial: a SpatialGate key stays as it is and is reported under its name
+                continue
+            for key in [k for k in state_dict if k.startswith(head)]:
+                official = f"{prefix}{gate}.conv.{key[len(head):]}"
+                if official not in state_dict:
+                    state_dict[official] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def gates(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Compute the gates, each shaped to broadcast against ``x`` (B, C, H, W).

@@ -5,8 +5,9 @@ of its names:
 
 - ``parse_model``: before each model build, registered classes are put into ``tasks``' globals, where parse_model
   looks names up (``globals()[m]``); an unknown name and a YOLOv5-repo YAML with ``anchors`` get a clear message;
-- ``check_yaml``: a bare YAML name ultralytics cannot find is looked up in the registered model directories, so
-  ``yolov5l-triplet.yaml`` resolves through ultralytics' own ``yolov5-triplet.yaml`` + scale logic;
+- ``check_yaml``: a bare YAML name ultralytics cannot find is looked up in the registered model directories, then
+  as a named placement (``placements.py``): ``yolov8l-seg-triplet.yaml`` resolves through ultralytics' own
+  ``yolov8-seg-triplet.yaml`` + scale logic to a config generated from ``yolov8-seg.yaml``;
 - ``_SafeLoad._build``: registered classes join the allow-list of restricted checkpoint loading;
 - ``BaseModel.load`` (in ``weights.py``): pretrained weights are matched by aligned layers, not by index.
 
@@ -16,6 +17,7 @@ Plugins are loaded on the first of those calls, never during ultralytics' import
 from __future__ import annotations
 
 import functools
+import inspect
 import re
 import sys
 import threading
@@ -23,8 +25,7 @@ from pathlib import Path
 
 from ._text import PREFIX
 
-OLDEST, BEYOND = (8, 3, 0), (8, 5)  # the ultralytics releases this patch is written and tested against
-SUPPORTED = f">={'.'.join(map(str, OLDEST))},<{'.'.join(map(str, BEYOND))}"  # as declared in pyproject.toml
+DISTRIBUTION = "ultralytics-triplet"
 _REQUIRED = ("parse_model", "check_yaml", "yaml_model_load")
 
 _lock = threading.RLock()
@@ -51,6 +52,39 @@ class UnknownModuleError(KeyError, ValueError):
 def _version_tuple(version: str) -> tuple[int, ...]:
     """Return the leading numeric parts of a version string: '8.4.190' -> (8, 4, 190)."""
     return tuple(int(p) for p in re.findall(r"\d+", version)[:3])
+
+
+@functools.lru_cache(maxsize=None)
+def supported_range() -> str:
+    """Return the ultralytics requirement this package declares, e.g. ``">=8.3.0"``: the one source of the range.
+
+    Read from the installed distribution's metadata (``pyproject.toml``'s dependency as installed), else, in a bare
+    checkout, from ``pyproject.toml`` itself; ``""`` when neither is there.
+    """
+    import importlib.metadata
+
+    try:
+        requirements = importlib.metadata.requires(DISTRIBUTION) or []
+    except importlib.metadata.PackageNotFoundError:
+        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+        requirements = re.findall(r'"(ultralytics[^"]*)"', pyproject.read_text()) if pyproject.is_file() else []
+    for requirement in requirements:
+        m = re.match(r"ultralytics\s*([<>=!~][^;]*)?(;|$)", requirement.strip())
+        if m:
+            return (m[1] or "").replace(" ", "")
+    return ""
+
+
+def oldest_supported() -> str:
+    """Return the lowest ultralytics release the declared range admits (``"8.3.0"``), or ``""`` if it has none."""
+    m = re.search(r">=\s*([\d.]+)", supported_range())
+    return m[1] if m else ""
+
+
+def _install_hint() -> str:
+    """``ultralytics>=8.3.0: pip install 'ultralytics>=8.3.0'``, from the declared range."""
+    spec = f"ultralytics{supported_range()}"
+    return f"{spec}: pip install '{spec}'"
 
 
 def _warn_once(message: str) -> None:
@@ -87,17 +121,18 @@ def install(tasks) -> None:
         missing = [f"ultralytics.nn.tasks.{n}" for n in _REQUIRED if not callable(getattr(tasks, n, None))]
         if not callable(getattr(getattr(tasks, "BaseModel", None), "load", None)):
             missing.append("ultralytics.nn.tasks.BaseModel.load")
+        if "ultralytics.nn.tasks.check_yaml" not in missing and "hard" not in _parameters(tasks.check_yaml):
+            missing.append("ultralytics.nn.tasks.check_yaml(hard=...)")
         safe = getattr(tasks, "_SafeLoad", None)  # restricted loading exists from ultralytics 8.4
         if safe is not None and not (callable(getattr(safe, "_build", None)) and hasattr(safe, "_registry")):
             missing.append("ultralytics.nn.tasks._SafeLoad._build/_registry")
         if missing:
             raise IncompatibleUltralyticsError(
-                f"ultralytics {version} has no {', '.join(missing)}; ultralytics-triplet supports "
-                f"ultralytics{SUPPORTED}: pip install 'ultralytics{SUPPORTED}'"
+                f"ultralytics {version} has no {', '.join(missing)}; ultralytics-triplet supports {_install_hint()}"
             )
-        v = _version_tuple(version)
-        if v and not (OLDEST <= v < BEYOND):
-            _warn_once(f"ultralytics {version} is untested; supported: ultralytics{SUPPORTED}")
+        v, oldest = _version_tuple(version), _version_tuple(oldest_supported())
+        if v and oldest and v < oldest:
+            _warn_once(f"ultralytics {version} is older than supported; ultralytics-triplet supports {_install_hint()}")
         tasks.parse_model = _wrap_parse_model(tasks.parse_model)
         tasks.check_yaml = _wrap_check_yaml(tasks.check_yaml)
         from .weights import install_load_patch
@@ -206,24 +241,54 @@ def _convert_anchor_yaml(d: dict) -> dict:
     return d
 
 
+def _parameters(function) -> dict:
+    """The parameters of ``function`` by name (empty when its signature cannot be read)."""
+    try:
+        return dict(inspect.signature(function).parameters)
+    except (TypeError, ValueError):
+        return {}
+
+
 def _wrap_check_yaml(check_yaml):
-    """Return check_yaml that falls back to the registered model directories for bare names."""
+    """Return check_yaml that falls back to the registered model directories, then to named placements, for bare names.
+
+    Every argument passes through as given; only ``hard`` is read and, for the first search, overridden.
+    """
+    signature = inspect.signature(check_yaml)
+    first = next(iter(signature.parameters))
 
     @functools.wraps(check_yaml)
-    def wrapper(file, suffix=(".yaml", ".yml"), hard=True):
-        found = check_yaml(file, suffix=suffix, hard=False)
+    def wrapper(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        hard = bound.arguments["hard"]
+        found = _call(check_yaml, bound, hard=False)
         if found:
             return found
-        name = str(file).strip()
+        name = str(bound.arguments[first]).strip()
         if name and Path(name).name == name:
-            from . import plugins
+            from . import placements, plugins
 
-            hit = plugins.registry().find_model_yaml(name)
-            if hit is not None:
+            def lookup(bare: str):
+                """Find a config by bare name as ultralytics and the plugins do, without generating placements."""
+                return _call(check_yaml, bound, **{first: bare, "hard": False}) or plugins.registry().find_model_yaml(
+                    bare
+                )
+
+            hit = lookup(name) or placements.resolve(name, lookup)
+            if hit:
                 return str(hit)
-        return check_yaml(file, suffix=suffix, hard=hard) if hard else found
+        return _call(check_yaml, bound, hard=True) if hard else found
 
     return wrapper
+
+
+def _call(function, bound: inspect.BoundArguments, **overrides):
+    """Call ``function`` with the bound arguments, some replaced."""
+    arguments = {**bound.arguments, **overrides}
+    call = bound.signature.bind_partial()
+    call.arguments.update(arguments)
+    return function(*call.args, **call.kwargs)
 
 
 def _wrap_safe_build(build):
