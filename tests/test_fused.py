@@ -198,13 +198,6 @@ def test_backward_keeps_no_full_size_tensor_but_the_input():
     y.sum().backward()
 
 
-def test_second_backward_through_the_functions_is_refused():
-    x = torch.randn(1, 2, 3, 4, requires_grad=True)
-    (gx,) = torch.autograd.grad(zpool3(x)[1].sum(), x, create_graph=True)
-    with pytest.raises(RuntimeError):
-        gx.sum().backward()
-
-
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit.trace/script are deprecated, still supported
 def test_plain_formulation_under_trace_script_and_onnx(monkeypatch):
     ours = TripletAttention().eval()
