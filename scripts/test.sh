@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The README's test command: build the wheel, install it non-editable in a fresh venv, run the whole suite against
-# it (fast and slow tests), then the compatibility subset against the oldest supported ultralytics (8.3.0).
-# Extra arguments go to pytest, e.g. `bash scripts/test.sh -m "not slow"`.
+# it (fast and slow tests), then the compatibility subset against the oldest supported ultralytics (8.3.0), then,
+# on a full run that has taken less than HEAVY_BUDGET_S (default 1800 s, half of CI's 45-minute aim), the heavy export
+# tests (PaddlePaddle) after installing the `test-heavy` extra. Extra arguments go to pytest, e.g.
+# `bash scripts/test.sh -m "not slow"` (which also skips the heavy step).
 EXTRAS="[test]"
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 cd "$ROOT/tests"  # not the repo root: the tests must import the installed package, not the checkout
@@ -9,8 +11,10 @@ export ULTRALYTICS_TRIPLET_TEST_WHEEL=1 OMP_NUM_THREADS=2
 PYTEST=("$VENV/bin/python" -m pytest -p no:cacheprovider -ra --durations=5)
 NEWEST=$("$VENV/bin/python" -c 'import ultralytics; print(ultralytics.__version__)')
 
+START=$SECONDS
+
 echo "== suite against ultralytics $NEWEST"
-ULTRALYTICS_TRIPLET_EXPECT_ULTRALYTICS=$NEWEST "${PYTEST[@]}" "$@"
+ULTRALYTICS_TRIPLET_EXPECT_ULTRALYTICS=$NEWEST "${PYTEST[@]}" -m "not heavy" "$@"
 
 OLDEST=8.3.0  # first release with YOLO11; installed beside the newest, reusing the same torch
 echo "== compatibility subset against ultralytics $OLDEST"
@@ -20,3 +24,13 @@ echo "== compatibility subset against ultralytics $OLDEST"
 PYTHONPATH="$WORK/ultralytics-$OLDEST" ULTRALYTICS_TRIPLET_EXPECT_ULTRALYTICS=$OLDEST "${PYTEST[@]}" \
     test_registration.py test_startup.py test_e2e.py test_reliability.py test_cli.py test_compare.py test_visualize.py \
     -k "not export" "$@"
+
+if (( $# > 0 )); then
+    echo "== heavy export tests skipped: pytest arguments were given"
+elif (( SECONDS - START >= ${HEAVY_BUDGET_S:-1800} )); then
+    echo "== heavy export tests skipped: the run took $((SECONDS - START)) s, over HEAVY_BUDGET_S=${HEAVY_BUDGET_S:-1800}"
+else
+    echo "== heavy export tests (after $((SECONDS - START)) s)"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${WHEEL}[test-heavy]"
+    ULTRALYTICS_TRIPLET_EXPECT_ULTRALYTICS=$NEWEST "${PYTEST[@]}" -m heavy test_export.py
+fi
