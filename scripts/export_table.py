@@ -8,7 +8,8 @@ Usage:
 Each format runs in its own interpreter (a crashing converter cannot take the others down; ``--timeout`` each):
 ``YOLO("yolov5n-triplet.yaml").export(format=...)`` at ``--imgsz``, then ultralytics' ``AutoBackend`` loads the
 exported file and runs it on a fixed random image; the max abs difference to the PyTorch model's raw output (boxes
-in pixels and class scores, float32) is reported. A format that fails is tried again with plain ``yolov5n.yaml``,
+in pixels and class scores, float32) is reported. A tiny synthetic dataset is passed as ``data`` to the formats that
+take it (calibration), so no format needs a download. A format that fails is tried again with plain ``yolov5n.yaml``,
 so a failure of the tooling itself reads as such. ultralytics may pip-install a format's tools on first use
 (``YOLO_AUTOINSTALL``); set ``YOLO_AUTOINSTALL=False`` to keep the environment as it is and record what is missing.
 """
@@ -37,6 +38,9 @@ def worker(fmt: str, cfg: str, imgsz: int, out: Path) -> dict:
     import torch
     from ultralytics import YOLO
 
+    from ultralytics_triplet import make_shapes_dataset
+
+    data = make_shapes_dataset(out / "shapes", n_train=16, n_val=8, imgsz=imgsz)  # calibration data, no download
     torch.manual_seed(0)
     model = YOLO(cfg)
     net = model.model.float().eval()
@@ -46,10 +50,17 @@ def worker(fmt: str, cfg: str, imgsz: int, out: Path) -> dict:
     os.chdir(out)
     t0 = time.perf_counter()
     try:
-        f = model.export(format=fmt, imgsz=imgsz, device="cpu")
+        from ultralytics.engine.exporter import export_formats
+
+        table = export_formats()
+        args = dict(zip(table["Argument"], table["Arguments"])).get(fmt, [])
+        f = model.export(format=fmt, imgsz=imgsz, device="cpu", **({"data": str(data)} if "data" in args else {}))
     except Exception as e:  # noqa: BLE001 - any exporter failure is a table row
         return {"status": "export fails", "reason": f"{type(e).__name__}: {str(e).strip().splitlines()[-1][:200]}"}
     rec = {"status": "exported", "file": Path(f).name, "export_s": round(time.perf_counter() - t0, 1)}
+    if fmt == "coreml" and sys.platform != "darwin":
+        rec.update(status="exported, not run", reason="coremltools runs .mlpackage files on macOS only")
+        return rec
     try:
         from ultralytics.nn.autobackend import AutoBackend
 
@@ -94,7 +105,8 @@ def table(rows: list[tuple[str, dict, dict | None]], markdown: bool) -> str:
         diff = f"{rec['max_abs_diff']:.2e}" if "max_abs_diff" in rec else "-"
         note = rec.get("reason", "")
         if base is not None:
-            note += " — plain yolov5n: " + ("same failure" if base["status"] == rec["status"] else base["status"])
+            same = (base["status"], base.get("reason")) == (rec["status"], rec.get("reason"))
+            note += " — plain yolov5n: " + ("the same" if same else f"{base['status']}, {base.get('reason', '')}")
         if rec.get("status") == "ok":
             note = f"output max {rec['out_max']:.1f}; export {rec['export_s']} s"
         body.append([fmt, rec["status"], diff, note.replace("|", "/")])

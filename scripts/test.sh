@@ -2,7 +2,7 @@
 # The README's test command: build the wheel, install it non-editable in a fresh venv, run the whole suite against
 # it (fast and slow tests), then the compatibility subset against the oldest supported ultralytics (8.3.0), then,
 # on a full run that has taken less than HEAVY_BUDGET_S (default 1800 s, half of CI's 45-minute aim), the heavy export
-# tests (PaddlePaddle) after installing the `test-heavy` extra. Extra arguments go to pytest, e.g.
+# tests (PaddlePaddle, ExecuTorch) after installing the `test-heavy` extra. Extra arguments go to pytest, e.g.
 # `bash scripts/test.sh -m "not slow"` (which also skips the heavy step).
 EXTRAS="[test]"
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"

@@ -1,7 +1,7 @@
 """A triplet model through ultralytics' exporter, run by each format's own runtime, compared with PyTorch.
 
-Fast formats (tools from the ``test`` extra) run with the suite; heavy ones (PaddlePaddle) are marked ``heavy`` and
-run last by ``scripts/test.sh`` while its time budget allows. ``scripts/export_table.py`` covers every format.
+Fast formats (tools from the ``test`` extra) run with the suite; heavy ones (PaddlePaddle, ExecuTorch: large installs,
+minutes to export) are marked ``heavy`` and run last by ``scripts/test.sh`` while its time budget allows. ``scripts/export_table.py`` covers every format.
 """
 
 from __future__ import annotations
@@ -58,9 +58,15 @@ def test_exported_triplet_model_matches_pytorch(fmt, tmp_path, monkeypatch):
     np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max())
 
 
+HEAVY = [
+    pytest.param("paddle", marks=needs("paddle", "x2paddle"), id="paddle"),
+    pytest.param("executorch", marks=needs("executorch"), id="executorch"),
+]
+
+
 @pytest.mark.heavy
-@needs("paddle", "x2paddle")
-def test_paddle_export_matches_pytorch(tmp_path, monkeypatch):
-    expected, got = export_and_run("paddle", tmp_path, monkeypatch)
+@pytest.mark.parametrize("fmt", HEAVY)
+def test_heavy_export_matches_pytorch(fmt, tmp_path, monkeypatch):
+    expected, got = export_and_run(fmt, tmp_path, monkeypatch)
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max())
