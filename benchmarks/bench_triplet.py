@@ -4,6 +4,7 @@ Usage:
     python benchmarks/bench_triplet.py            # full run (about 30 s on 2 idle cores)
     python benchmarks/bench_triplet.py --quick    # a short run
     python benchmarks/bench_triplet.py --threads 4 --skip-networks
+    python benchmarks/bench_triplet.py --skip-maps --net-reps 21     # only the whole-network overheads
 
 Per feature map (batch 8, float32, CPU): median and min-max wall time of an inference forward and of a training step
 (forward + backward), official vs ours, timed interleaved (one call of each in turn, repeated), their ratio, each time
@@ -35,6 +36,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=8, help="batch size of the feature-map rows")
     p.add_argument("--reps", type=int, default=None, help="timed repetitions per feature-map row")
     p.add_argument("--skip-networks", action="store_true", help="only the feature-map rows")
+    p.add_argument("--skip-maps", action="store_true", help="only the whole-network rows")
+    p.add_argument("--net-reps", type=int, default=None, help="timed repetitions per network (default 9, quick 3)")
     return p.parse_args()
 
 
@@ -371,11 +374,12 @@ def main() -> None:
     print(f"Machine: {machine()}")
     print(f"Package: {Path(sys.modules['ultralytics_triplet'].__file__).parent}")
     print(f"Command: python {' '.join(sys.argv)}  (reps per row {reps})\n", flush=True)
-    rows = [bench_map(c, h, w, reps) for c, h, w in MAPS]
-    print("\n".join(report_maps(rows)), flush=True)
+    if not ARGS.skip_maps:
+        rows = [bench_map(c, h, w, reps) for c, h, w in MAPS]
+        print("\n".join(report_maps(rows)), flush=True)
     if not ARGS.skip_networks:
         print()
-        print("\n".join(bench_networks(3 if ARGS.quick else 9)), flush=True)
+        print("\n".join(bench_networks(ARGS.net_reps or (3 if ARGS.quick else 9))), flush=True)
     print(f"\n(total {time.perf_counter() - t0:.0f} s)")
 
 

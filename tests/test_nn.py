@@ -1,4 +1,4 @@
-"""TripletAttention against a plain permute-based reference written here from the paper."""
+"""TripletAttention against the plain permute-based reference (``reference.py``), written from the paper."""
 
 from __future__ import annotations
 
@@ -8,58 +8,7 @@ from torch import nn
 
 from ultralytics_triplet import TripletAttention
 
-
-class RefBasicConv(nn.Module):
-    def __init__(self, k: int = 7):
-        super().__init__()
-        self.conv = nn.Conv2d(2, 1, k, padding=k // 2, bias=False)
-        self.bn = nn.BatchNorm2d(1, eps=1e-5, momentum=0.01)
-
-    def forward(self, x):
-        return self.bn(self.conv(x))
-
-
-class RefGate(nn.Module):
-    """Z-pool over dim 1 of an already rotated tensor, conv, BN, sigmoid, multiply."""
-
-    def __init__(self, k: int = 7):
-        super().__init__()
-        self.conv = RefBasicConv(k)
-
-    def forward(self, x):
-        z = torch.cat((torch.max(x, 1)[0].unsqueeze(1), torch.mean(x, 1).unsqueeze(1)), 1)
-        return x * torch.sigmoid(self.conv(z))
-
-
-class RefTriplet(nn.Module):
-    """The paper's formulation with full-size rotated copies (what the official module computes)."""
-
-    def __init__(self, no_spatial: bool = False, k: int = 7):
-        super().__init__()
-        self.cw, self.hc, self.no_spatial = RefGate(k), RefGate(k), no_spatial
-        if not no_spatial:
-            self.hw = RefGate(k)
-
-    def forward(self, x):
-        cw = self.cw(x.permute(0, 2, 1, 3).contiguous()).permute(0, 2, 1, 3).contiguous()
-        hc = self.hc(x.permute(0, 3, 2, 1).contiguous()).permute(0, 3, 2, 1).contiguous()
-        if self.no_spatial:
-            return 0.5 * (cw + hc)
-        return 1 / 3 * (self.hw(x) + cw + hc)
-
-
-def pair(no_spatial=False, k=7, seed=0):
-    """A reference and our module holding the same random weights (BN affine and stats included)."""
-    torch.manual_seed(seed)
-    ref = RefTriplet(no_spatial, k)
-    with torch.no_grad():
-        for name, t in ref.state_dict().items():
-            if t.is_floating_point():
-                t.copy_(torch.rand_like(t) + 0.5 if "running_var" in name else torch.randn_like(t))
-    ours = TripletAttention(no_spatial=no_spatial, kernel_size=k)
-    ours.load_state_dict(ref.state_dict(), strict=True)
-    return ref, ours
-
+from reference import pair
 
 SHAPES = [(2, 8, 10, 12), (1, 3, 7, 5), (3, 1, 9, 9), (2, 16, 1, 6)]
 

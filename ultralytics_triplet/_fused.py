@@ -11,33 +11,115 @@ Functions:
     gate_conv(p, weight): a gate's 2 -> 1 "same" conv, as one matrix product when the pooled map is long and thin.
 
 Full-size passes run a few samples at a time (about ``_SLICE_BYTES`` of ``x``), so the buffers a step reads back
-are still in cache. These are eager-mode fast paths; callers use plain tensor code when scripting, tracing,
-exporting or compiling (see ``use_fused``).
+are still in cache. These are eager-mode fast paths for float32/float64 CPU tensors, the cases the tests compare
+with the plain formulation; everywhere else callers run plain tensor code (see ``use_fused``). A backward run with
+``create_graph=True`` differentiates the plain formulation of its step, so higher-order gradients are the plain ones.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import threading
+
 import torch
 import torch.nn.functional as F
-from torch.autograd.function import once_differentiable
+from torch.nn.modules import module as _module
 
-__all__ = ("gate_conv", "triplet_scale", "use_fused", "zpool3")
+__all__ = ("gate_conv", "hooked", "plain", "triplet_scale", "use_fused", "zpool3")
 
 _SLICE_BYTES = 1 << 20  # bytes of x per slice in the full-size loops: about half a core's L2 on current x86
-_is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", lambda: False)  # torch < 2.3: never
+_VERIFIED = (torch.device("cpu").type, (torch.float32, torch.float64))  # where tests compare fast and plain paths
+_state = threading.local()  # .plain: nesting depth of ``plain()`` in this thread
+
+
+def _is_compiling() -> bool:
+    """Whether dynamo is tracing this code (``torch.compile``, ``torch.export``); works before torch 2.3 too."""
+    compiler = getattr(torch, "compiler", None)
+    if compiler is not None and hasattr(compiler, "is_compiling"):
+        return compiler.is_compiling() or getattr(compiler, "is_exporting", lambda: False)()
+    return importlib.import_module("torch._dynamo").is_compiling()  # torch < 2.3
+
+
+def _is_fx_tracing() -> bool:
+    """Whether ``torch.fx`` symbolic tracing is running (ultralytics' IMX export and FX quantization use it)."""
+    tracer = getattr(torch.fx, "_symbolic_trace", None)
+    probe = getattr(tracer, "is_fx_symbolic_tracing", None) or getattr(tracer, "is_fx_tracing", None)
+    return probe is not None and probe()
+
+
+def _in_transform() -> bool:
+    """Whether a ``torch.func`` transform (grad, vjp, jvp, vmap, ...) or forward-mode AD (``dual_level``) is active."""
+    peek = getattr(getattr(torch._C, "_functorch", None), "peek_interpreter_stack", None)
+    return (peek is not None and peek() is not None) or getattr(torch.autograd.forward_ad, "_current_level", -1) >= 0
+
+
+def _in_mode() -> bool:
+    """Whether a ``TorchDispatchMode`` or ``TorchFunctionMode`` is active (flop counters, fake tensors, export)."""
+    return bool(torch._C._len_torch_dispatch_stack()) or torch._C._is_torch_function_mode_enabled()
+
+
+def _autocast(device_type: str) -> bool:
+    """Whether autocast is on for ``device_type``."""
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4 takes no argument
+        return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
+
+
+@contextlib.contextmanager
+def plain():
+    """Run every TripletAttention in this thread with the plain formulation (to compare, profile or debug).
+
+    Examples:
+        >>> with plain():
+        ...     y = model(x)
+    """
+    _state.plain = getattr(_state, "plain", 0) + 1
+    try:
+        yield
+    finally:
+        _state.plain -= 1
+
+
+def hooked(module: torch.nn.Module) -> bool:
+    """Whether a hook is registered on a submodule of ``module`` (not on ``module`` itself) or globally.
+
+    The fast path computes a submodule's result without calling it, so anything hooked below the module would see
+    nothing; the module's own hooks see the same input and output on both paths.
+    """
+    if (
+        _module._global_forward_hooks
+        or _module._global_forward_pre_hooks
+        or _module._global_backward_hooks
+        or _module._global_backward_pre_hooks
+    ):
+        return True
+    todo = list(module._modules.values())
+    while todo:  # a plain walk: this runs on every forward
+        m = todo.pop()
+        if m is not None:
+            if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks:
+                return True
+            todo.extend(m._modules.values())
+    return False
 
 
 def use_fused(x: torch.Tensor) -> bool:
-    """Whether the custom Functions may run: eager mode only, not under TorchScript, tracing, ONNX export or compile.
+    """Whether the custom Functions may run for input ``x``: only where the tests verify they equal the plain path.
 
-    The custom Functions are opaque to exporters and to ``torch.compile`` (which fuses the plain formulation by
-    itself), so every such context gets the plain, exportable ops instead.
+    That is eager mode on a plain float32/float64 CPU tensor, without autocast. Every other context gets the plain
+    ops: TorchScript, ``torch.jit.trace``, ONNX export, ``torch.compile`` and ``torch.export`` (the Functions are
+    opaque to them), ``torch.fx`` tracing, ``torch.func`` transforms and forward-mode AD, dispatch and function
+    modes (flop counters, fake tensors), tensor subclasses, autocast, other devices and dtypes, and ``plain()``.
     """
-    if torch.jit.is_scripting() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+    if torch.jit.is_scripting() or type(x) not in (torch.Tensor, torch.nn.Parameter):  # fx Proxy, subclasses
         return False
-    if _is_compiling():
+    if getattr(_state, "plain", 0) or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
         return False
-    return x.dim() == 4 and x.is_floating_point()
+    if x.device.type != _VERIFIED[0] or x.dtype not in _VERIFIED[1] or x.dim() != 4 or _autocast(x.device.type):
+        return False
+    return not (_is_fx_tracing() or _is_compiling() or _in_transform() or _in_mode())
 
 
 def _amax_h(x: torch.Tensor) -> torch.Tensor:
@@ -90,11 +172,10 @@ class _ZPool3(torch.autograd.Function):
         else:
             out = tuple(torch.stack(p, 1) for p in pairs)
         ctx.save_for_backward(x, *out)
-        ctx.handoff = handoff
+        ctx.handoff, ctx.spatial = handoff, spatial
         return (x, *out)  # autograd returns x as a view of itself with this Function as its grad_fn
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, g_x: torch.Tensor | None, *grads: torch.Tensor | None):
         """Add each pooled map's gradient, spread back over the axis it pooled away, to g_x (see class docstring)."""
         if not ctx.needs_input_grad[0]:
@@ -103,6 +184,8 @@ class _ZPool3(torch.autograd.Function):
         owned = ctx.handoff is not None and g_x is not None and g_x.data_ptr() in ctx.handoff
         if ctx.handoff is not None:
             ctx.handoff.clear()
+        if torch.is_grad_enabled():  # backward(create_graph=True): the plain ops' gradient, itself differentiable
+            return _plain_grad(lambda t: (t, *_plain_zpool3(t, ctx.spatial)), (x,), (g_x, *grads)) + (None,) * 3
         if owned:
             gx = g_x
         elif g_x is None:
@@ -150,10 +233,14 @@ class _TripletScale(torch.autograd.Function):
         return y
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, g: torch.Tensor):
         """Gradients for x and for each gate (see class docstring)."""
         x, a, b, c = ctx.saved_tensors
+        if torch.is_grad_enabled():  # backward(create_graph=True): the plain ops' gradient, itself differentiable
+            s = ctx.scale
+            if c is None:
+                return _plain_grad(lambda x, a, b: (x * ((a + b) * s),), (x, a, b), (g,), ctx) + (None,) * 3
+            return _plain_grad(lambda x, a, b, c: (x * ((a + b + c) * s),), (x, a, b, c), (g,), ctx) + (None,) * 2
         need_x = ctx.needs_input_grad[0]
         # For each gate that needs a gradient: (gate index, the axis it broadcasts over, a buffer for its gradient).
         wanted = [
@@ -177,6 +264,29 @@ class _TripletScale(torch.autograd.Function):
         for i, _, out in wanted:
             grads[i] = out.mul_(ctx.scale)
         return (gx, *grads, None, None)
+
+
+def _plain_zpool3(x: torch.Tensor, spatial: bool) -> tuple[torch.Tensor, ...]:
+    """What ``_ZPool3`` returns after ``x``, in plain differentiable ops."""
+    maps = [torch.stack((x.amax(2), x.mean(2)), 1), torch.stack((x.amax(3), x.mean(3)), 1).transpose(2, 3)]
+    return (*maps, torch.stack((x.amax(1), x.mean(1)), 1)) if spatial else tuple(maps)
+
+
+def _plain_grad(fn, inputs: tuple, grads: tuple, ctx=None) -> tuple:
+    """Vector-Jacobian product of ``fn(*inputs)`` with ``grads``, as a differentiable graph (for create_graph).
+
+    Returns one gradient per input (None where ``ctx`` says it is not needed or it does not depend on the outputs).
+    """
+    need = [t is not None and (ctx is None or ctx.needs_input_grad[i]) for i, t in enumerate(inputs)]
+    with torch.enable_grad():
+        outs = fn(*inputs)
+        pairs = [(o, g) for o, g in zip(outs, grads) if g is not None and o.requires_grad]
+        wrt = [t for t, n in zip(inputs, need) if n]
+        if not pairs or not wrt:
+            return tuple(None for _ in inputs)
+        outs, grads = zip(*pairs)
+        got = iter(torch.autograd.grad(outs, wrt, grads, create_graph=True, allow_unused=True))
+    return tuple(next(got) if n else None for n in need)
 
 
 def _scaled(x: torch.Tensor, scale: float, *gates: torch.Tensor | None) -> list[torch.Tensor]:

@@ -18,9 +18,13 @@ Each gate holds 2·k² conv weights and 2 BN affine parameters: 300 parameters a
 The fast path: a rotated gate only needs ``x`` pooled along one axis, which is a small tensor, and its output is
 ``x`` times a broadcast gate. So no full-size permuted copy of ``x`` is ever made; the pooled maps are laid out the
 way the official implementation's rotated tensors are, so its weights load unchanged (strict state-dict keys).
-In eager mode the two full-size steps (pool, scale) are custom autograd Functions (``_fused.py``) that keep only
-``x`` and pooled-size tensors for backward, and a long thin gate's conv runs as one GEMM when no gradient is needed;
-scripting, tracing, ONNX export and ``torch.compile`` see the plain ops of ``gates()`` and ``forward``.
+Eager float32/float64 on CPU also runs the two full-size steps (pool, scale) as custom autograd Functions
+(``_fused.py``) that keep only ``x`` and pooled-size tensors for backward, and a long thin gate's conv as one GEMM
+when no gradient is needed. It runs only where tests show it equals the plain formulation (``gates()`` and the
+plain branch of ``forward``), which runs everywhere else: autocast, other devices and dtypes, scripting, tracing,
+``torch.fx``, ``torch.func``, ``torch.compile``/export, dispatch modes; ``create_graph`` backward differentiates it.
+Hooks: the fast path skips calling the gates' submodules, so it steps aside whenever any submodule (or the global
+registry) has a hook; profilers such as thop and ultralytics' GFLOPs then see every conv, on the plain path.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from numbers import Integral
 import torch
 from torch import nn
 
-from ._fused import gate_conv, triplet_scale, use_fused, zpool3
+from ._fused import _autocast, gate_conv, hooked, triplet_scale, use_fused, zpool3
 
 __all__ = ("AttentionGate", "ConvBN", "GateBatchNorm2d", "TripletAttention", "zpool")
 
@@ -61,6 +65,11 @@ class GateBatchNorm2d(nn.BatchNorm2d):
     def __init__(self, num_features: int = 1) -> None:
         """Initialize with the paper's constants."""
         super().__init__(num_features, eps=1e-5, momentum=0.01)
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        """Check real tensors only: ``torch.fx`` traces into this non-torch module, and a Proxy's ``dim()`` is symbolic."""
+        if isinstance(input, torch.Tensor) and input.dim() != 4:  # BatchNorm2d's own check (super() won't script)
+            raise ValueError("expected 4D input (got {}D input)".format(input.dim()))
 
 
 class ConvBN(nn.Module):
@@ -95,6 +104,16 @@ class AttentionGate(nn.Module):
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         """Return sigmoid(BN(conv(pooled))) of shape (B, 1, h, w)."""
         return self.conv(pooled).sigmoid()
+
+
+def _low_precision_grad(x: torch.Tensor) -> bool:
+    """Whether a gradient may flow through gates computed under autocast.
+
+    Then the hc gate passes an identity ``index_select`` on its way back to (B, C, H, 1): its backward writes the
+    gate's gradient into a fresh contiguous buffer, where a transposed view would send the bf16 conv's weight
+    gradient down a less accurate kernel (relative error 0.2 vs the official module's 0.007, issue 10, torch 2.15).
+    """
+    return isinstance(x, torch.Tensor) and torch.is_grad_enabled() and _autocast(x.device.type)  # fx: a Proxy
 
 
 def _gate_no_grad(gate: AttentionGate, pooled: torch.Tensor) -> torch.Tensor:
@@ -200,25 +219,37 @@ class TripletAttention(nn.Module):
             (dict[str, torch.Tensor]): ``cw`` (B, C, 1, W), ``hc`` (B, C, H, 1) and, unless ``no_spatial``,
             ``hw`` (B, 1, H, W).
         """
-        # Rotated views as in the paper: cw sees a (C, W) map, hc an (H, C) map; gates rotate back by transposes.
+        # Rotated maps as in the paper: cw sees a (C, W) map, hc an (H, C) map; gates rotate back by transposes.
+        # Pooled maps are made contiguous, as the official rotated copies are (see _low_precision_grad for why).
+        g_hc = self.hc(zpool(x, 3).transpose(2, 3).contiguous())  # (B,2,H,C) -> (B,1,H,C)
+        if not torch.jit.is_scripting():  # TorchScript: no autocast check, the plain ops as they are
+            if _low_precision_grad(x):
+                g_hc = g_hc.index_select(1, torch.zeros(1, dtype=torch.long, device=x.device))  # identity, see there
         out = {
-            "cw": self.cw(zpool(x, 2)).transpose(1, 2),  # (B,2,C,W) -> (B,1,C,W) -> (B,C,1,W)
-            "hc": self.hc(zpool(x, 3).transpose(2, 3)).permute(0, 3, 2, 1),  # (B,2,H,C) -> (B,1,H,C) -> (B,C,H,1)
+            "cw": self.cw(zpool(x, 2).contiguous()).transpose(1, 2),  # (B,2,C,W) -> (B,1,C,W) -> (B,C,1,W)
+            "hc": g_hc.permute(0, 3, 2, 1),  # (B,1,H,C) -> (B,C,H,1)
         }
         if not self.no_spatial:
-            out["hw"] = self.hw(zpool(x, 1))  # (B,2,H,W) -> (B,1,H,W)
+            out["hw"] = self.hw(zpool(x, 1).contiguous())  # (B,2,H,W) -> (B,1,H,W)
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Scale ``x`` by the average of its gates; the output has the shape of ``x``."""
         if not torch.jit.is_scripting():  # TorchScript compiles only the plain formulation below
-            if use_fused(x):
+            if self._fast(x):
                 return self._forward_fused(x)
         g = self.gates(x)
-        scale = g["cw"] + g["hc"]
+        # Summed in x's dtype: under autocast the bf16 gates' gradients are then rounded once, after their reduction
+        # (as in the official module), not per element of a full-size bf16 sum.
+        scale = g["cw"].to(x.dtype) + g["hc"].to(x.dtype)
         if not self.no_spatial:
-            scale = scale + g["hw"]
+            scale = scale + g["hw"].to(x.dtype)
         return x * (scale / len(g))
+
+    @torch.jit.unused
+    def _fast(self, x: torch.Tensor) -> bool:
+        """Whether the fast path may run: a verified context (see ``use_fused``) and nothing hooked below us."""
+        return use_fused(x) and not hooked(self)
 
     @torch.jit.unused
     def _forward_fused(self, x: torch.Tensor) -> torch.Tensor:
