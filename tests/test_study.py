@@ -121,7 +121,6 @@ def test_help(tmp_path):
     (["--data", "{tmp}/missing.yaml"], ["missing.yaml", "not found"]),
     (["--placements", "triplet", "cbam"], ["'cbam'", "known placements: triplet, triplet-neck, triplet-dense"]),
     (["--seeds", "1"], ["seeds", ">= 2"]),
-    (["--placements", "triplet-dense"], ["triplet-dense", "yolov5n-triplet-dense.yaml", "does not resolve"]),
     (["--model", "{tmp}/nope.yaml"], ["nope.yaml", "not found"]),
     (["--pretrained", "{tmp}/base.pt"], ["base.pt", "not found"]),
     (["--address", "127.0.0.1:6379"], ["--address", "--backend ray"]),
@@ -131,6 +130,20 @@ def test_bad_input_is_one_line_and_writes_nothing(args, words, shapes_data, tmp_
     out = tmp_path / "study"
     argv = ["study", "--data", str(shapes_data), "--model", "yolov5n.yaml", "--out", str(out), *args]
     assert_usage_error(main([a.format(tmp=tmp_path) for a in argv]), capsys.readouterr().err, *words)
+    assert not out.exists()
+
+
+def test_a_placement_without_a_config_is_refused(shapes_data, tmp_path, capsys):
+    """A model given by path has no generated placements: its -triplet.yaml must exist beside it."""
+    import shutil
+
+    from ultralytics.utils.checks import check_yaml
+
+    model = tmp_path / "mynet.yaml"
+    shutil.copy(check_yaml("yolov5.yaml"), model)
+    out = tmp_path / "study"
+    argv = ["study", "--data", str(shapes_data), "--model", str(model), "--placements", "triplet", "--out", str(out)]
+    assert_usage_error(main(argv), capsys.readouterr().err, "triplet", "mynet-triplet.yaml", "does not resolve")
     assert not out.exists()
 
 
