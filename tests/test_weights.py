@@ -284,7 +284,14 @@ ZERO_LR = ("optimizer=SGD", "lr0=0", "lrf=1", "warmup_epochs=0", "warmup_bias_lr
 @pytest.fixture(scope="module")
 def base(tmp_path_factory) -> tuple[Path, Path, float]:
     """A plain yolov5n trained from scratch until it detects shapes: (best.pt, data.yaml, its val mAP50-95)."""
+    import inspect
+
+    import numpy as np
+    import ultralytics.utils.metrics as metrics
     from ultralytics import YOLO
+
+    if not hasattr(np, "trapz") and "np.trapz(" in inspect.getsource(metrics):
+        pytest.skip(f"this ultralytics computes mAP with numpy.trapz, which numpy {np.__version__} no longer has")
 
     from ultralytics_triplet.data import make_shapes_dataset
 

@@ -204,13 +204,14 @@ def _describe(report: TransferReport, target: nn.Sequential) -> str:
     for name, rows in names.items():
         started = sum(i in report.pass_through for i in rows)
         s = "s" * (len(rows) > 1)
-        note += f"; {len(rows)} inserted {name} layer{s} ({', '.join(map(str, rows))})"
+        inserted = "inserted " if callable(getattr(index[rows[0]], "init_pass_through", None)) else ""
+        note += f"; {len(rows)} {inserted}{name} layer{s} ({', '.join(map(str, rows))})"
         if started == len(rows):
             note += " initialised to preserve the pretrained function"
         elif started:
             note += f", {started} initialised to preserve the pretrained function"
         else:
-            note += " kept their initial values" if len(rows) > 1 else " kept its initial values"
+            note += f" {'received no weights and kept' if not inserted else 'kept'} {'their' if s else 'its'} initial values"
     return note
 
 
