@@ -16,19 +16,8 @@ import torch
 from torch import nn
 from ultralytics.nn.tasks import parse_model
 
+from reference import RefConvBN as BasicConv  # conv + BN, the gates' building block in both layouts
 from ultralytics_triplet import TripletAttention
-
-
-class BasicConv(nn.Module):
-    """Conv(2 → 1, k×k, no bias) + BatchNorm(eps=1e-5, momentum=0.01), as both reference layouts name them."""
-
-    def __init__(self, kernel_size: int = 7):
-        super().__init__()
-        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
-        self.bn = nn.BatchNorm2d(1, eps=1e-5, momentum=0.01)
-
-    def forward(self, x):
-        return self.bn(self.conv(x))
 
 
 class RotatedGate(nn.Module):
