@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import argparse
 import ast
-import os
 import sys
 import warnings
 from pathlib import Path
 
+from ._files import atomic_write
 from ._text import PROG, one_line
 
 __all__ = ("build_parser", "main")
@@ -59,19 +59,6 @@ def _check_output(path: str | Path, force: bool, suffixes: tuple[str, ...], what
     if path.exists() and not force:
         raise FileExistsError(f"'{path}' already exists; pass --force to overwrite it")
     return path
-
-
-def _atomic_write(path: Path, write):
-    """Call ``write(tmp)`` for a temporary file beside ``path``, move it into place only if that succeeded; return
-    what ``write`` returned."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
-    try:
-        result = write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return result
 
 
 def _log_warnings(caught: list[warnings.WarningMessage]) -> None:
@@ -130,7 +117,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         raise UsageError("output must differ from the base checkpoint")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        report, model = _atomic_write(out, lambda tmp: save_transferred(base, args.model, tmp, strict=not args.force,
+        report, model = atomic_write(out, lambda tmp: save_transferred(base, args.model, tmp, strict=not args.force,
                                                                         pass_through=not args.paper_init))
     _log_warnings(caught)
     log = _logger()
@@ -167,7 +154,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     log = _logger()
     log.info(f"\n{format_table(rows)}")
     if out:
-        _atomic_write(out, lambda tmp: plot_comparison(rows, tmp))
+        atomic_write(out, lambda tmp: plot_comparison(rows, tmp))
         log.info(f"{PROG}: chart saved to {out}")
     return 0
 
@@ -179,7 +166,7 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     out = _check_output(args.output, args.force, OUTPUT_SUFFIXES, "output")
     if not Path(args.image).is_file():
         raise FileNotFoundError(f"image '{args.image}' not found (or not a file)")
-    _atomic_write(out, lambda tmp: visualize(args.model, args.image, tmp, imgsz=args.imgsz))
+    atomic_write(out, lambda tmp: visualize(args.model, args.image, tmp, imgsz=args.imgsz))
     _logger().info(f"{PROG}: gates of {args.model} for {args.image} saved to {out}")
     return 0
 

@@ -44,11 +44,19 @@ def _input_channels(model: nn.Module) -> int:
     return 3
 
 
-def _latencies(models: list[nn.Module], imgsz: int, runs: int, warmup: int, progress: bool) -> list[list[float]]:
-    """Time ``runs`` forward passes of each model, interleaved (A, B, A, B, ...), after ``warmup`` passes each."""
+def time_forward(
+    models: list[nn.Module], imgsz: int, runs: int, warmup: int = 2, progress: bool = False,
+    device: torch.device | None = None,
+) -> list[list[float]]:
+    """Batch-1 forward times (ms) of each model, interleaved (A, B, A, B, ...) after ``warmup`` passes each.
+
+    Interleaving makes a busy machine disturb every model alike; on CUDA each pass is synchronized.
+    """
     from ultralytics.utils import TQDM
 
-    inputs = [torch.rand(1, _input_channels(m), imgsz, imgsz) for m in models]
+    device = device or torch.device("cpu")
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    inputs = [torch.rand(1, _input_channels(m), imgsz, imgsz, device=device) for m in models]
     times: list[list[float]] = [[] for _ in models]
     with torch.inference_mode():
         for _ in range(warmup):
@@ -56,8 +64,10 @@ def _latencies(models: list[nn.Module], imgsz: int, runs: int, warmup: int, prog
                 m(x)
         for _ in TQDM(range(runs), desc="CPU latency", disable=not progress, total=runs):
             for k, (m, x) in enumerate(zip(models, inputs)):
+                sync()
                 t0 = time.perf_counter()
                 m(x)
+                sync()
                 times[k].append((time.perf_counter() - t0) * 1000)
     return times
 
@@ -121,7 +131,7 @@ def compare_models(
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        times = _latencies(fused, imgsz, runs, warmup, progress)
+        times = time_forward(fused, imgsz, runs, warmup, progress)
     finally:
         torch.set_num_threads(previous)
     for row, t in zip(rows, times):

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ._files import atomic_write
 from ._text import PREFIX, one_line, table
 
 __all__ = (
@@ -424,21 +425,12 @@ def _open_study(out: Path, plan: dict) -> None:
             )
         return
     out.mkdir(parents=True, exist_ok=True)
-    _write_atomic(path, json.dumps({"fingerprint": plan["fingerprint"], "settings": plan["settings"]}, indent=2))
+    _write_text(path, json.dumps({"fingerprint": plan["fingerprint"], "settings": plan["settings"]}, indent=2))
 
 
-def _write_atomic(path: Path, text: str | None = None, write: Callable[[Path], Any] | None = None) -> None:
-    """Write ``text`` (or call ``write(tmp)``) to a temporary file beside ``path``, then move it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
-    try:
-        if write is not None:
-            write(tmp)
-        else:
-            tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+def _write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def _import_ray():
@@ -764,7 +756,7 @@ def study(
         rec = {**rec, "config_sha256": config_sha[spec["cfg"]], "placement": _placement(plan, spec["cfg"])}
         rec["run_dir"] = os.path.relpath(rec["run_dir"], out.resolve())
         rec["weights"] = os.path.relpath(rec["weights"], out.resolve())
-        _write_atomic(records_dir / f"{spec['name']}.json", json.dumps(rec, indent=2))
+        _write_text(records_dir / f"{spec['name']}.json", json.dumps(rec, indent=2))
         records[spec["name"]] = rec
         counts[rec["status"]] = counts.get(rec["status"], 0) + 1
         done_here = sum(counts.values())
@@ -853,7 +845,7 @@ def _add_costs(rows: list[dict], out: Path, imgsz: int, runs: int, device: Any) 
     """Parameters, GFLOPs and batch-1 latency of each variant's trained model (first seed), timed interleaved."""
     import torch
 
-    from .compare import model_stats
+    from .compare import model_stats, time_forward
     from .loading import load_model
 
     models = []
@@ -868,32 +860,11 @@ def _add_costs(rows: list[dict], out: Path, imgsz: int, runs: int, device: Any) 
     if not on_gpu:
         torch.set_num_threads(1)  # as `compare`: one thread, so a busy machine disturbs all variants alike
     try:
-        times = _latencies([m.to(dev) for m in models], imgsz, runs, dev)
+        times = time_forward([m.to(dev) for m in models], imgsz, runs, device=dev)
     finally:
         torch.set_num_threads(previous)
     for row, t in zip(rows, times):
         row.update(latency_ms=statistics.median(t), latency_device="GPU" if on_gpu else "CPU")
-
-
-def _latencies(models: list, imgsz: int, runs: int, dev) -> list[list[float]]:
-    """Batch-1 forward times (ms) of each model, interleaved (A, B, C, A, B, C, ...) after two warm-up passes."""
-    import torch
-
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    x = torch.rand(1, 3, imgsz, imgsz, device=dev)
-    times: list[list[float]] = [[] for _ in models]
-    with torch.inference_mode():
-        for _ in range(2):
-            for m in models:
-                m(x)
-        for _ in range(runs):
-            for k, m in enumerate(models):
-                sync()
-                t0 = time.perf_counter()
-                m(x)
-                sync()
-                times[k].append((time.perf_counter() - t0) * 1000)
-    return times
 
 
 def _interval_text(d: dict | None) -> str:
@@ -936,7 +907,7 @@ def format_table(rows: list[dict], plan: dict, seeds: int, device: Any = None) -
 def write_outputs(out: Path, text: str, runs: list[dict], rows: list[dict], plan: dict, seeds: int) -> dict:
     """Write ``study.txt``, ``study.csv`` and ``study.png`` atomically; return their paths."""
     files = {"txt": out / "study.txt", "csv": out / "study.csv", "png": out / "study.png"}
-    _write_atomic(files["txt"], text + "\n")
+    _write_text(files["txt"], text + "\n")
     columns = list(runs[0])
 
     def write_csv(tmp: Path) -> None:
@@ -946,8 +917,8 @@ def write_outputs(out: Path, text: str, runs: list[dict], rows: list[dict], plan
             for r in runs:
                 w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
 
-    _write_atomic(files["csv"], write=write_csv)
-    _write_atomic(files["png"], write=lambda tmp: plot_study(rows, tmp, plan, seeds))
+    atomic_write(files["csv"], write_csv)
+    atomic_write(files["png"], lambda tmp: plot_study(rows, tmp, plan, seeds))
     return files
 
 

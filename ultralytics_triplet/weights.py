@@ -273,14 +273,26 @@ def _aligned_load(load, model: nn.Module, weights: Any, verbose: bool, pass_thro
     pairs = align_layers(src_layers, tgt_layers)
     if _is_identity(pairs, len(src_layers), len(tgt_layers)):
         return None
-    plan = _report(pairs, src_layers, tgt_layers)
-    _start_as_pass_through(tgt_layers, plan, pass_through)  # layers that get nothing from the source, load or not
-    with _noted_transfer_line(_describe(plan, tgt_layers), verbose):
-        load(model, _renumbered(source, src_layers, pairs, len(tgt_layers)), verbose=verbose)
-    report = _report(pairs, src_layers, tgt_layers)  # after load: a head ultralytics rebuilt now fits
-    report.pass_through = plan.pass_through
+    report = _carry(lambda view: load(model, view, verbose=verbose), source, src_layers, tgt_layers, pairs,
+                    pass_through, verbose)
     if verbose:
         _warn_if_mostly_unused(report, "the pretrained weights")
+    return report
+
+
+def _carry(copy_into, source: nn.Module, src_layers: nn.Sequential, tgt_layers: nn.Sequential,
+           pairs: list[tuple[int, int]], pass_through: bool, verbose: bool) -> TransferReport:
+    """Start the target's empty layers as pass-throughs, hand ``copy_into`` the re-numbered source, report.
+
+    The note on ultralytics' 'Transferred' line is planned before the copy; the returned counts are read after it
+    (a class branch ultralytics rebuilt at the source's width fits then).
+    """
+    plan = _report(pairs, src_layers, tgt_layers)
+    _start_as_pass_through(tgt_layers, plan, pass_through)  # layers that get nothing from the source either way
+    with _noted_transfer_line(_describe(plan, tgt_layers), verbose):
+        copy_into(_renumbered(source, src_layers, pairs, len(tgt_layers)))
+    report = _report(pairs, src_layers, tgt_layers)
+    report.pass_through = plan.pass_through
     return report
 
 
@@ -349,17 +361,17 @@ def transfer_weights(
     pairs = align_layers(src_layers, tgt_layers)
     if not _report(pairs, src_layers, tgt_layers).transferred:
         raise ValueError("no source tensor fits the target model: the two share no layer of the same type and shape")
-    view = _renumbered(src_model, src_layers, pairs, len(tgt_layers))
-    if isinstance(model, BaseModel):
-        _original_load()(model, view, verbose=False)  # ultralytics' own copy, with its head and channel cases
-    else:
+    def copy_into(view: nn.Module) -> None:
+        if isinstance(model, BaseModel):
+            _original_load()(model, view, verbose=False)  # ultralytics' own copy, with its head and channel cases
+            return
         state = model.state_dict()
         with torch.no_grad():
             for k, v in view.state_dict().items():
                 if k in state and state[k].shape == v.shape:
                     state[k].copy_(v)
-    report = _report(pairs, src_layers, tgt_layers)
-    _start_as_pass_through(tgt_layers, report, pass_through)
+
+    report = _carry(copy_into, src_model, src_layers, tgt_layers, pairs, pass_through, verbose=False)
     if report.unused_share > _MOSTLY_UNUSED:
         import warnings
 
