@@ -70,3 +70,26 @@ def test_heavy_export_matches_pytorch(fmt, tmp_path, monkeypatch):
     expected, got = export_and_run(fmt, tmp_path, monkeypatch)
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max())
+
+
+@needs("onnx", "onnxruntime")
+def test_onnx_at_opset_17_passes_onnxruntime_quantization_preprocessing(tmp_path, monkeypatch):
+    """ultralytics' QNN export starts with ONNX Runtime's ``quant_pre_process``, whose symbolic shape inference loses
+    ReduceMax's output shape at opset >= 18 (axes became an input; onnxruntime PR #32376, open) and then fails on the
+    Z-pool's Unsqueeze. At opset 17 (``export(format="qnn", opset=17)``) the triplet model passes that step, and the
+    pre-processed graph still computes what PyTorch does."""
+    import onnxruntime as ort
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    from ultralytics import YOLO
+
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    model = YOLO("yolov5n-triplet.yaml")
+    x = torch.rand(1, 3, IMGSZ, IMGSZ, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = model.model.float().eval()(x)[0].numpy()
+    f = model.export(format="onnx", imgsz=IMGSZ, device="cpu", opset=17, simplify=True)
+    quant_pre_process(f, str(tmp_path / "pre.onnx"))
+    session = ort.InferenceSession(str(tmp_path / "pre.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max())
