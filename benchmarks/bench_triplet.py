@@ -38,6 +38,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--skip-networks", action="store_true", help="only the feature-map rows")
     p.add_argument("--skip-maps", action="store_true", help="only the whole-network rows")
     p.add_argument("--net-reps", type=int, default=None, help="timed repetitions per network (default 9, quick 3)")
+    p.add_argument(
+        "--breakdown", action="store_true", help="also split the dense network's module time into its steps"
+    )
+    p.add_argument(
+        "--compile", action="store_true", help="with --breakdown: also time the module under torch.compile (inductor)"
+    )
     return p.parse_args()
 
 
@@ -367,6 +373,76 @@ def bench_networks(reps: int, imgsz: int = 320, batch: int = 2) -> list[str]:
     return lines
 
 
+def bench_breakdown(reps: int, imgsz: int = 320, batch: int = 2) -> list[str]:
+    """Inference time of one module on each map of the dense placement, split into its steps (fast path)."""
+    import torch.nn.functional as F
+
+    from ultralytics_triplet._fused import zpool3, triplet_scale
+    from ultralytics_triplet.nn import _gate_no_grad
+
+    base, shapes = yolov5s().eval(), []
+    c3 = [m for m in base.model if m.type.endswith(".C3")]
+    hooks = [m.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape[1:]))) for m in c3]
+    with torch.inference_mode():
+        base(torch.randn(batch, 3, imgsz, imgsz))
+    for h in hooks:
+        h.remove()
+    lines = [
+        f"Dense placement, step by step: one inference forward (fast path, eval) on each map the {len(shapes)} modules "
+        f"see in yolov5s at imgsz {imgsz}, batch {batch}; ms, median of {reps} interleaved runs",
+        "",
+        f"{'map CxHxW':<12} {'module':>7} {'pool':>7} {'3 convs':>8} {'BN+sigm':>8} {'scale':>7} {'map pass':>9} "
+        f"{'module/pass':>12}" + (f" {'compiled':>9}" if ARGS.compile else ""),
+    ]
+    totals = dict.fromkeys(("module", "pool", "convs", "rest", "scale", "pass", "compiled"), 0.0)
+    per_shape = {}
+    for shape in shapes:
+        if shape not in per_shape:
+            torch.manual_seed(0)
+            m, x = TripletAttention().eval(), torch.randn(batch, *shape)
+            with torch.inference_mode():
+                _, *pooled = zpool3(x, True)
+                gates = [m.cw, m.hc, m.hw]
+                g = [_gate_no_grad(gate, p) for gate, p in zip(gates, pooled)]
+                a, b, c = g[0].transpose(1, 2), g[1].permute(0, 3, 2, 1), g[2]
+                k = m.kernel_size // 2
+                fns = {
+                    "module": lambda: m(x),
+                    "pool": lambda: zpool3(x, True),
+                    "gates": lambda: [_gate_no_grad(gate, p) for gate, p in zip(gates, pooled)],
+                    "convs": lambda: [F.conv2d(p, gate.conv.conv.weight, padding=k) for gate, p in zip(gates, pooled)],
+                    "scale": lambda: triplet_scale(x, a, b, c, 1 / 3),
+                    "pass": lambda: x * 1.0,
+                }
+                if ARGS.compile:  # the whole module through inductor: fused pooling and scaling, the convs stay oneDNN's
+                    compiled = torch.compile(m, dynamic=False)
+                    compiled(x)
+                    fns["compiled"] = lambda: compiled(x)
+                t = {key: statistics.median(v) for key, v in interleaved(fns, reps, warmup=3).items()}
+            t["rest"] = max(t.pop("gates") - t["convs"], 0.0)  # BN + sigmoid (and gate_conv's choice of method)
+            per_shape[shape] = t
+        t = per_shape[shape]
+        for key in totals:
+            totals[key] += t.get(key, 0.0)
+        lines.append(
+            f"{'x'.join(map(str, shape)):<12} {t['module']:7.3f} {t['pool']:7.3f} {t['convs']:8.3f} {t['rest']:8.3f} "
+            f"{t['scale']:7.3f} {t['pass']:9.3f} {t['module'] / t['pass']:11.0f}x"
+            + (f" {t['compiled']:9.3f}" if ARGS.compile else "")
+        )
+    tm = totals["module"]
+    lines += [
+        f"{'sum':<12} {tm:7.3f} {totals['pool']:7.3f} {totals['convs']:8.3f} {totals['rest']:8.3f} "
+        f"{totals['scale']:7.3f} {totals['pass']:9.3f} {tm / totals['pass']:11.0f}x"
+        + (f" {totals['compiled']:9.3f}" if ARGS.compile else ""),
+        f"  shares of the module time: pooling {totals['pool'] / tm:.0%}, the gates' 2->1 7x7 convs "
+        f"{totals['convs'] / tm:.0%}, BN + sigmoid {totals['rest'] / tm:.0%}, scaling {totals['scale'] / tm:.0%}; "
+        f"the map passes the module cannot avoid (2 reads + 1 write) would be {3 * totals['pass']:.2f} ms",
+    ]
+    if ARGS.compile:
+        lines.append(f"  torch.compile (inductor) of the module: {totals['compiled']:.2f} ms, {tm / totals['compiled']:.2f}x faster")
+    return lines
+
+
 def main() -> None:
     """Run and print."""
     reps = ARGS.reps or (7 if ARGS.quick else 31)
@@ -380,6 +456,9 @@ def main() -> None:
     if not ARGS.skip_networks:
         print()
         print("\n".join(bench_networks(ARGS.net_reps or (3 if ARGS.quick else 9))), flush=True)
+    if ARGS.breakdown:
+        print()
+        print("\n".join(bench_breakdown(reps)), flush=True)
     print(f"\n(total {time.perf_counter() - t0:.0f} s)")
 
 

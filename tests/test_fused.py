@@ -175,8 +175,9 @@ def test_triplet_scale_wants_gates_with_the_batch_of_x():
 @pytest.mark.parametrize("k", [3, 7])
 @pytest.mark.parametrize("shape", [(64, 2, 64, 9), (64, 2, 9, 64), (3, 2, 30, 30), (4, 2, 200, 48), (2, 2, 5, 1)])
 def test_gate_conv_equals_conv2d(shape, k):
-    p, w = torch.randn(shape), torch.randn(1, 2, k, k)
+    p, w, b = torch.randn(shape), torch.randn(1, 2, k, k), torch.randn(1)
     torch.testing.assert_close(gate_conv(p, w), nn.functional.conv2d(p, w, padding=k // 2), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gate_conv(p, w, b), nn.functional.conv2d(p, w, b, padding=k // 2), rtol=1e-5, atol=1e-5)
 
 
 def test_eval_on_long_thin_maps_matches_reference():

@@ -367,23 +367,24 @@ def triplet_scale(
     return _TripletScale.apply(x, a, b, c, scale, handoff)
 
 
-def gate_conv(p: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Conv2d(p, weight, padding=k//2) for a (B,2,R,S) pooled map and a (1,2,k,k) kernel, fastest way for its shape.
+def gate_conv(p: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Conv2d(p, weight, bias, padding=k//2) for a (B,2,R,S) pooled map and a (1,2,k,k) kernel, fastest for its shape.
 
     On CPU a long thin map (short side S <= 48, long side >= 4 S, not tiny) is one GEMM: rows of the k-row window of p
     (B·R, 2·k·S) times a banded (2·k·S, S) matrix holding the kernel, so oneDNN's slow 2 -> 1 channel path is skipped.
     """
     r, s = p.shape[-2:]
     if r < s:
-        return gate_conv(p.transpose(2, 3), weight.transpose(2, 3)).transpose(2, 3)
+        return gate_conv(p.transpose(2, 3), weight.transpose(2, 3), bias).transpose(2, 3)
     k = weight.shape[-1]
     thin = s <= 48 and r >= 4 * s and p.shape[0] * r * s >= 1 << 15
     if not thin or p.device.type != "cpu" or p.shape[1] != 2 or weight.shape[0] != 1:
-        return F.conv2d(p, weight, padding=k // 2)
+        return F.conv2d(p, weight, bias, padding=k // 2)
     # band[c, kr, s', s] = weight[c, kr, s' - s + k//2] where that tap exists, else 0.
     i = torch.arange(s, device=p.device)
     tap = i[:, None] - i[None, :] + k // 2
     band = weight[0][:, :, tap.clamp(0, k - 1)] * ((tap >= 0) & (tap < k)).to(weight.dtype)
     rows = F.pad(p, (0, 0, k // 2, k // 2)).unfold(2, k, 1)  # (B, 2, R, S, k): [b, c, r, s', kr]
     rows = rows.permute(0, 2, 1, 4, 3).reshape(p.shape[0] * r, 2 * k * s)
-    return (rows @ band.reshape(2 * k * s, s)).view(p.shape[0], 1, r, s)
+    out = rows @ band.reshape(2 * k * s, s)
+    return (out if bias is None else out.add_(bias)).view(p.shape[0], 1, r, s)

@@ -117,8 +117,17 @@ def _low_precision_grad(x: torch.Tensor) -> bool:
 
 
 def _gate_no_grad(gate: AttentionGate, pooled: torch.Tensor) -> torch.Tensor:
-    """The same gate without autograd: its conv through ``gate_conv``, which is faster on long thin maps."""
-    return gate.conv.bn(gate_conv(pooled, gate.conv.conv.weight)).sigmoid()
+    """The same gate without autograd: its conv through ``gate_conv``, which is faster on long thin maps.
+
+    In eval mode the BatchNorm is an affine map with fixed statistics, so it is folded into the conv's weight and bias
+    (one conv, no separate BatchNorm call: on the small pooled maps each call costs more than its arithmetic).
+    """
+    conv, bn = gate.conv.conv, gate.conv.bn
+    if bn.training or bn.running_mean is None or bn.running_var is None or not bn.affine:
+        return bn(gate_conv(pooled, conv.weight)).sigmoid()
+    scale = bn.weight * (bn.running_var + bn.eps).rsqrt()
+    shift = bn.bias - bn.running_mean * scale
+    return gate_conv(pooled, conv.weight * scale.view(-1, 1, 1, 1), shift).sigmoid_()
 
 
 _LEGACY_GATES = {"ChannelGateH": "cw", "ChannelGateW": "hc", "SpatialGate": "hw"}  # tutorial name -> official name
