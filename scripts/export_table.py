@@ -4,14 +4,19 @@ Usage:
     python scripts/export_table.py                          # every format ultralytics offers (minutes)
     python scripts/export_table.py --formats onnx ncnn      # a few
     python scripts/export_table.py --markdown -o table.md   # the README's table
+    python scripts/export_table.py --formats pb --markdown --update benchmarks/results-export.md  # replace rows
 
 Each format runs in its own interpreter (a crashing converter cannot take the others down; ``--timeout`` each):
 ``YOLO("yolov5n-triplet.yaml").export(format=...)`` at ``--imgsz``, then ultralytics' ``AutoBackend`` loads the
 exported file and runs it on a fixed random image; the max abs difference to the PyTorch model's raw output (boxes
 in pixels and class scores, float32) is reported. A tiny synthetic dataset is passed as ``data`` to the formats that
-take it (calibration), so no format needs a download. A format that fails is tried again with plain ``yolov5n.yaml``,
-so a failure of the tooling itself reads as such. ultralytics may pip-install a format's tools on first use
-(``YOLO_AUTOINSTALL``); set ``YOLO_AUTOINSTALL=False`` to keep the environment as it is and record what is missing.
+take it (calibration), and onnx2tf's sample images (which ultralytics downloads for the TensorFlow formats; onnx2tf
+checks its conversion on them) are written from the same synthetic images, so no format needs a download. A format
+that fails is tried again with plain ``yolov5n.yaml``, so a failure of the tooling itself reads as such. ultralytics
+may pip-install a format's tools on first use (``YOLO_AUTOINSTALL``, and only when its online check passes); set
+``YOLO_AUTOINSTALL=False`` to keep the environment as it is and record what is missing. The description line names
+the installed versions of the formats' tools (``TOOLS``); ``--update`` merges a run's rows into an earlier table, so
+formats whose tools need an environment of their own can be run there.
 """
 
 from __future__ import annotations
@@ -30,6 +35,22 @@ FORMATS = [
     "torchscript", "onnx", "openvino", "engine", "coreml", "coreai", "saved_model", "pb", "edgetpu", "litert",
     "paddle", "mnn", "ncnn", "imx", "rknn", "executorch", "axelera", "deepx", "qnn", "hailo", "ascend", "xilinx",
 ]
+# Distributions whose versions the table's description line names, where installed (the formats' tools)
+TOOLS = [
+    "numpy", "onnx", "onnxruntime", "openvino", "tensorflow", "onnx2tf", "ai-edge-litert", "litert-torch",
+    "paddlepaddle", "MNN", "ncnn", "pnnx", "model-compression-toolkit", "imx500-converter", "executorch",
+]
+ONNX2TF_SAMPLE = "calibration_image_sample_data_20x128x128x3_float32.npy"  # what onnx2tf loads from the working dir
+
+
+def write_onnx2tf_sample(images: Path, out: Path) -> None:
+    """Write onnx2tf's 20 sample images (RGB, 128×128, float32 in [0, 1]) to ``out`` from the images in ``images``."""
+    import cv2
+    import numpy as np
+
+    files = [f for f in sorted(images.rglob("*")) if f.is_file()][:20]
+    x = [cv2.resize(cv2.imread(str(f)), (128, 128))[..., ::-1] for f in files]
+    np.save(out, np.stack(x).astype(np.float32) / 255)
 
 
 def worker(fmt: str, cfg: str, imgsz: int, out: Path) -> dict:
@@ -48,6 +69,8 @@ def worker(fmt: str, cfg: str, imgsz: int, out: Path) -> dict:
     with torch.no_grad():
         expected = net(x)[0].numpy()
     os.chdir(out)
+    if fmt in {"saved_model", "pb", "edgetpu"}:
+        write_onnx2tf_sample(data.parent / "images", out / ONNX2TF_SAMPLE)
     t0 = time.perf_counter()
     try:
         from ultralytics.engine.exporter import export_formats
@@ -116,6 +139,36 @@ def table(rows: list[tuple[str, dict, dict | None]], markdown: bool) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:3], widths)) + "  " + r[3] for r in [head, *body])
 
 
+def merge(earlier: str, head: str, rows: str, formats: list[str]) -> str:
+    """An earlier ``--markdown`` output with this run's rows in place of its rows of ``formats``, in ``FORMATS`` order.
+
+    The earlier description lines stay (a line naming only formats re-run here goes); this run's is added as
+    ``Rows <formats>: <head>``.
+    """
+    lines = [ln for ln in earlier.strip().splitlines() if ln.strip()]
+    desc = [ln for ln in lines if not ln.startswith("|")]
+    rerun = {ln for ln in desc if ln.startswith("Rows ") and set(ln[5:].split(": ")[0].split(", ")) <= set(formats)}
+    table_lines = [ln for ln in lines if ln.startswith("|")]
+    by_fmt = {ln.split("|")[1].strip(): ln for ln in table_lines[2:]}
+    by_fmt.update({ln.split("|")[1].strip(): ln for ln in rows.splitlines()[2:]})
+    order = sorted(by_fmt, key=lambda f: FORMATS.index(f) if f in FORMATS else len(FORMATS))
+    body = "\n".join(table_lines[:2] + [by_fmt[f] for f in order])
+    return "\n\n".join([*(ln for ln in desc if ln not in rerun), f"Rows {', '.join(formats)}: {head}", body])
+
+
+def tool_versions() -> str:
+    """Versions of the installed ``TOOLS``, e.g. ``numpy 2.4.6, onnx 1.23.2``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for name in TOOLS:
+        try:
+            found.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            pass
+    return ", ".join(found) or "none of the format tools installed"
+
+
 def cpu_name() -> str:
     """The CPU's model name."""
     try:
@@ -133,6 +186,7 @@ def main() -> None:
     p.add_argument("--workdir", type=Path, default=Path("export_out"))
     p.add_argument("--markdown", action="store_true")
     p.add_argument("-o", "--output", type=Path, help="also write the table here")
+    p.add_argument("--update", type=Path, help="merge the rows into this earlier --markdown output and write it back")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--cfg", default="yolov5n-triplet.yaml", help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -149,14 +203,17 @@ def main() -> None:
         base = None if rec["status"] == "ok" else run_one(fmt, "yolov5n.yaml", a.imgsz, a.timeout, a.workdir.resolve())
         print(f"{fmt}: {rec}" + (f" | yolov5n: {base}" if base else ""), file=sys.stderr, flush=True)
         rows.append((fmt, rec, base))
-    text = (
+    head = (
         f"Export of yolov5n-triplet.yaml (random weights, seed 0) at imgsz {a.imgsz}, CPU only; {cpu_name()},"
-        f" {os.cpu_count()} cores; python {platform.python_version()}, torch {torch.__version__}, ultralytics {ultralytics.__version__}\n\n"
-        + table(rows, a.markdown)
+        f" {os.cpu_count()} cores; python {platform.python_version()}, torch {torch.__version__}, ultralytics {ultralytics.__version__}"
+        f"; {tool_versions()}"
     )
+    text = f"{head}\n\n{table(rows, a.markdown)}"
     print(text)
     if a.output:
         a.output.write_text(text + "\n")
+    if a.update:
+        a.update.write_text(merge(a.update.read_text(), head, table(rows, markdown=True), a.formats) + "\n")
 
 
 if __name__ == "__main__":
