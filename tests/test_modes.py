@@ -205,6 +205,13 @@ def test_fx_symbolic_trace_equals_eager(train, no_spatial):
     assert {n.op for n in gm.graph.nodes} >= {"call_module", "call_function"}  # a real graph, not one opaque call
 
 
+@pytest.mark.parametrize("no_spatial", [False, True])
+def test_fx_graph_has_no_dtype_casts(no_spatial):
+    # Sony's MCT (ultralytics' IMX export) builds its graph from torch.fx and refuses Tensor.to calls
+    gm = torch.fx.symbolic_trace(twins(no_spatial)[0])
+    assert [n.name for n in gm.graph.nodes if n.op == "call_method" and n.target in {"to", "type", "type_as"}] == []
+
+
 def test_torch_func_grad_vmap_jvp_and_functional_call(fast_calls):
     m = twins()[0].eval()
     x = torch.randn(2, 8, 10, 12, requires_grad=True)

@@ -106,6 +106,14 @@ class AttentionGate(nn.Module):
         return self.conv(pooled).sigmoid()
 
 
+def _under_autocast(x: torch.Tensor) -> bool:
+    """Whether autocast is on for ``x``'s device, the one context where the gates' dtype differs from ``x``'s.
+
+    False for a ``torch.fx`` Proxy: a traced graph holds the ops of a run without autocast.
+    """
+    return isinstance(x, torch.Tensor) and _autocast(x.device.type)  # fx: a Proxy
+
+
 def _low_precision_grad(x: torch.Tensor) -> bool:
     """Whether a gradient may flow through gates computed under autocast.
 
@@ -113,7 +121,7 @@ def _low_precision_grad(x: torch.Tensor) -> bool:
     gate's gradient into a fresh contiguous buffer, where a transposed view would send the bf16 conv's weight
     gradient down a less accurate kernel (relative error 0.2 vs the official module's 0.007, issue 10, torch 2.15).
     """
-    return isinstance(x, torch.Tensor) and torch.is_grad_enabled() and _autocast(x.device.type)  # fx: a Proxy
+    return torch.is_grad_enabled() and _under_autocast(x)
 
 
 def _gate_no_grad(gate: AttentionGate, pooled: torch.Tensor) -> torch.Tensor:
@@ -249,10 +257,16 @@ class TripletAttention(nn.Module):
                 return self._forward_fused(x)
         g = self.gates(x)
         # Summed in x's dtype: under autocast the bf16 gates' gradients are then rounded once, after their reduction
-        # (as in the official module), not per element of a full-size bf16 sum.
-        scale = g["cw"].to(x.dtype) + g["hc"].to(x.dtype)
+        # (as in the official module), not per element of a full-size bf16 sum. Elsewhere the gates have x's dtype
+        # already and no cast is made: torch.fx readers such as Sony's MCT (ultralytics' IMX export) refuse Tensor.to.
+        cast = True  # TorchScript: no autocast check, the casts as they are
+        if not torch.jit.is_scripting():
+            cast = _under_autocast(x)
+        if cast:
+            g = {k: v.to(x.dtype) for k, v in g.items()}
+        scale = g["cw"] + g["hc"]
         if not self.no_spatial:
-            scale = scale + g["hw"].to(x.dtype)
+            scale = scale + g["hw"]
         return x * (scale / len(g))
 
     @torch.jit.unused
