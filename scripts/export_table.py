@@ -142,11 +142,11 @@ def table(rows: list[tuple[str, dict, dict | None]], markdown: bool) -> str:
 def merge(earlier: str, head: str, rows: str, formats: list[str]) -> str:
     """An earlier ``--markdown`` output with this run's rows in place of its rows of ``formats``, in ``FORMATS`` order.
 
-    The earlier description lines stay (a line naming only formats re-run here goes); this run's is added as
-    ``Rows <formats>: <head>``.
+    The earlier description lines stay (a line naming only formats re-run here goes; an unnamed one now reads
+    ``Other rows: ...``); this run's is added as ``Rows <formats>: <head>``.
     """
     lines = [ln for ln in earlier.strip().splitlines() if ln.strip()]
-    desc = [ln for ln in lines if not ln.startswith("|")]
+    desc = [ln if ln.startswith(("Rows ", "Other rows: ")) else f"Other rows: {ln}" for ln in lines if ln[0] != "|"]
     rerun = {ln for ln in desc if ln.startswith("Rows ") and set(ln[5:].split(": ")[0].split(", ")) <= set(formats)}
     table_lines = [ln for ln in lines if ln.startswith("|")]
     by_fmt = {ln.split("|")[1].strip(): ln for ln in table_lines[2:]}
