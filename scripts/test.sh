@@ -3,8 +3,8 @@
 # it (fast and slow tests), then the compatibility subset against the oldest supported ultralytics (the lower bound
 # of the dependency declared in pyproject.toml, read back from the installed wheel's metadata), then, on a full run
 # that has taken less than HEAVY_BUDGET_S (default 1800 s, half of CI's 45-minute aim), the heavy export tests
-# (PaddlePaddle, ExecuTorch) after installing the `test-heavy` extra. Extra arguments go to pytest, e.g.
-# `bash scripts/test.sh -m "not slow"` (which also skips the heavy step).
+# (PaddlePaddle, ExecuTorch, TensorFlow SavedModel and its TFLite) after installing the `test-heavy` extra. Extra
+# arguments go to pytest, e.g. `bash scripts/test.sh -m "not slow"` (which also skips the heavy step).
 EXTRAS="[test]"
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 cd "$ROOT/tests"  # not the repo root: the tests must import the installed package, not the checkout

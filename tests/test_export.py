@@ -1,7 +1,8 @@
 """A triplet model through ultralytics' exporter, run by each format's own runtime, compared with PyTorch.
 
-Fast formats (tools from the ``test`` extra) run with the suite; heavy ones (PaddlePaddle, ExecuTorch: large installs,
-minutes to export) are marked ``heavy`` and run last by ``scripts/test.sh`` while its time budget allows. ``scripts/export_table.py`` covers every format.
+Fast formats (tools from the ``test`` extra) run with the suite; heavy ones (PaddlePaddle, ExecuTorch, TensorFlow:
+large installs, minutes to export) are marked ``heavy`` and run last by ``scripts/test.sh`` while its time budget allows.
+``scripts/export_table.py`` covers every format.
 """
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ from conftest import IMGSZ
 pytestmark = pytest.mark.slow
 
 
-def export_and_run(fmt: str, tmp_path: Path, monkeypatch, cfg: str = "yolov5n-triplet.yaml") -> tuple:
-    """Export ``cfg`` (random weights) to ``fmt`` in ``tmp_path``; return (PyTorch output, exported model's output)."""
+def export(fmt: str, tmp_path: Path, monkeypatch, cfg: str = "yolov5n-triplet.yaml") -> tuple:
+    """Export ``cfg`` (random weights) to ``fmt`` in ``tmp_path``; return (input, PyTorch output, exported file)."""
     from ultralytics import YOLO
-    from ultralytics.nn.autobackend import AutoBackend
 
     monkeypatch.chdir(tmp_path)
     torch.manual_seed(0)
@@ -30,10 +30,22 @@ def export_and_run(fmt: str, tmp_path: Path, monkeypatch, cfg: str = "yolov5n-tr
     x = torch.rand(1, 3, IMGSZ, IMGSZ, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         expected = net(x)[0].numpy()
-    f = model.export(format=fmt, imgsz=IMGSZ, device="cpu")
-    y = AutoBackend(f, device=torch.device("cpu"), fp16=False)(x)
+    return x, expected, model.export(format=fmt, imgsz=IMGSZ, device="cpu")
+
+
+def run(f: str | Path, x: torch.Tensor) -> np.ndarray:
+    """Run exported file ``f`` on ``x`` through ultralytics' AutoBackend (the format's own runtime)."""
+    from ultralytics.nn.autobackend import AutoBackend
+
+    y = AutoBackend(str(f), device=torch.device("cpu"), fp16=False)(x)
     y = y[0] if isinstance(y, (list, tuple)) else y
-    return expected, (y.numpy() if torch.is_tensor(y) else np.asarray(y)).astype(np.float32)
+    return (y.numpy() if torch.is_tensor(y) else np.asarray(y)).astype(np.float32)
+
+
+def export_and_run(fmt: str, tmp_path: Path, monkeypatch, cfg: str = "yolov5n-triplet.yaml") -> tuple:
+    """Export ``cfg`` (random weights) to ``fmt`` in ``tmp_path``; return (PyTorch output, exported model's output)."""
+    x, expected, f = export(fmt, tmp_path, monkeypatch, cfg)
+    return expected, run(f, x)
 
 
 def needs(*modules: str):
@@ -92,4 +104,31 @@ def test_onnx_at_opset_17_passes_onnxruntime_quantization_preprocessing(tmp_path
     quant_pre_process(f, str(tmp_path / "pre.onnx"))
     session = ort.InferenceSession(str(tmp_path / "pre.onnx"), providers=["CPUExecutionProvider"])
     got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max())
+
+
+@pytest.mark.heavy
+@needs("tensorflow", "onnx2tf", "ai_edge_litert")
+def test_tensorflow_saved_model_and_its_tflite_match_pytorch(tmp_path, monkeypatch):
+    from ai_edge_litert.interpreter import Interpreter
+
+    # ultralytics downloads onnx2tf's 20 sample images into the working directory (onnx2tf checks its conversion on
+    # them); any images in [0, 1] do, and these need no network
+    sample = np.random.default_rng(0).random((20, 128, 128, 3), dtype=np.float32)
+    np.save(tmp_path / "calibration_image_sample_data_20x128x128x3_float32.npy", sample)
+    x, expected, f = export("saved_model", tmp_path, monkeypatch)
+    got = run(f, x)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max())
+
+    # The TFLite model onnx2tf writes beside it, run by LiteRT's interpreter: ultralytics 8.4.190's LiteRT backend
+    # scales boxes by imgsz, which only its litert and edgetpu exports need (plain yolov5n reads 64x too)
+    tflite = sorted(Path(f).glob("*_float32.tflite"))
+    assert len(tflite) == 1, sorted(p.name for p in Path(f).iterdir())
+    interpreter = Interpreter(model_path=str(tflite[0]))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x.permute(0, 2, 3, 1).numpy())  # NHWC
+    interpreter.invoke()
+    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max())
