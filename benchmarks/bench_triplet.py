@@ -440,7 +440,49 @@ def bench_breakdown(reps: int, imgsz: int = 320, batch: int = 2) -> list[str]:
     ]
     if ARGS.compile:
         lines.append(f"  torch.compile (inductor) of the module: {totals['compiled']:.2f} ms, {tm / totals['compiled']:.2f}x faster")
-    return lines
+    return lines + [""] + breakdown_training(shapes, batch)
+
+
+def breakdown_training(shapes: list[tuple], batch: int, steps: int = 20) -> list[str]:
+    """Shares of a training step (forward + backward, fast path) of the dense placement's modules, by kind of op.
+
+    Measured with ``torch.profiler`` (which adds a cost per op, so small ops weigh a little more than they do
+    unprofiled): each kind's inclusive CPU time over the summed self time of every op.
+    """
+    from torch.profiler import profile
+
+    torch.manual_seed(0)
+    mods = [TripletAttention().train() for _ in shapes]
+    xs = [torch.randn(batch, *s, requires_grad=True) for s in shapes]
+    gs = [torch.randn(batch, *s) for s in shapes]
+
+    def step():
+        for m, x, g in zip(mods, xs, gs):
+            m(x).backward(g)
+
+    for _ in range(3):
+        step()
+    with profile() as prof:
+        for _ in range(steps):
+            step()
+    events = {e.key: e for e in prof.key_averages()}
+    total = sum(e.self_cpu_time_total for e in events.values())
+    kinds = {
+        "the gates' convs, forward + backward": ("aten::convolution", "aten::convolution_backward"),
+        "Z-pooling, forward + backward": ("_ZPool3", "_ZPool3Backward"),
+        "scaling, forward + backward": ("_TripletScale", "_TripletScaleBackward"),
+        "BN + sigmoid, forward + backward": (
+            "aten::batch_norm", "aten::native_batch_norm_backward", "aten::sigmoid", "aten::sigmoid_backward",
+        ),
+    }
+    shares = {k: sum(events[n].cpu_time_total for n in names if n in events) / total for k, names in kinds.items()}
+    rest = max(0.0, 1 - sum(shares.values()))
+    return [
+        f"Training step (forward + backward) of the same {len(shapes)} modules, batch {batch}, under torch.profiler "
+        f"({steps} steps): shares of the time by kind of op",
+        *(f"  {k:<40} {v:6.0%}" for k, v in shares.items()),
+        f"  {'everything else (autograd, views, Python)':<40} {rest:6.0%}",
+    ]
 
 
 def main() -> None:
