@@ -64,6 +64,23 @@ def run(cmd: list[str], cwd: Path, timeout: int = 600, **env: str) -> subprocess
     return subprocess.run(cmd, cwd=cwd, env=clean_env(**env), capture_output=True, text=True, timeout=timeout)
 
 
+def run_ddp_worker(trainer, cwd: Path) -> subprocess.CompletedProcess:
+    """Write the script ultralytics starts in every DDP process for ``trainer`` and run it in a fresh interpreter.
+
+    The script must not import this package (a worker has only ultralytics and the installed start-up hook); it and
+    the trainer file it loads are removed afterwards.
+    """
+    from ultralytics.utils.dist import generate_ddp_file
+
+    worker = Path(generate_ddp_file(trainer))
+    try:
+        assert "ultralytics_triplet" not in worker.read_text()
+        return run([sys.executable, str(worker)], cwd)
+    finally:
+        for leftover in (worker, worker.with_suffix(".pt")):
+            leftover.unlink(missing_ok=True)
+
+
 def script(name: str) -> str:
     """Return the path of a console script installed beside the running interpreter (e.g. ``yolo``)."""
     path = Path(sys.executable).parent / name

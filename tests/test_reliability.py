@@ -6,12 +6,11 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import IMGSZ, clean_env, run_python, said
+from conftest import IMGSZ, clean_env, run_ddp_worker, run_python
 
 pytestmark = pytest.mark.slow
 
@@ -19,21 +18,12 @@ pytestmark = pytest.mark.slow
 def test_ddp_worker_script_trains_without_importing_the_package(shapes_data, tmp_path):
     """ultralytics writes this script for every multi-GPU run and starts it in fresh interpreters."""
     from ultralytics.models.yolo.detect import DetectionTrainer
-    from ultralytics.utils.dist import generate_ddp_file
 
     trainer = DetectionTrainer(overrides=dict(
         model="yolov5n-triplet.yaml", data=str(shapes_data), epochs=1, imgsz=IMGSZ, batch=8, workers=0,
         device="cpu", project=str(tmp_path), name="ddp", plots=False, exist_ok=True))
     assert trainer.model == "yolov5n-triplet.yaml"  # the worker builds the model from the YAML name itself
-    script = generate_ddp_file(trainer)
-    try:
-        source = open(script).read()
-        assert "ultralytics_triplet" not in source
-        p = subprocess.run([sys.executable, script], cwd=tmp_path, env=clean_env(), capture_output=True, text=True,
-                           timeout=600)
-    finally:
-        for leftover in (Path(script), Path(script).with_suffix(".pt")):
-            leftover.unlink(missing_ok=True)
+    p = run_ddp_worker(trainer, tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     ckpt = torch.load(tmp_path / "ddp" / "weights" / "last.pt", map_location="cpu", weights_only=False)
     assert type((ckpt["ema"] or ckpt["model"]).model[9]).__name__ == "TripletAttention"

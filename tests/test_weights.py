@@ -362,26 +362,15 @@ def test_load_in_a_fresh_process_keeps_the_base_detections(base, tmp_path):
 @pytest.mark.slow
 def test_ddp_worker_script_loads_pretrained_weights_layer_aligned(base, tmp_path):
     """The script ultralytics writes for multi-GPU runs, started in a fresh interpreter, with pretrained= set."""
-    import subprocess
-    import sys
-
     from ultralytics.models.yolo.detect import DetectionTrainer
-    from ultralytics.utils.dist import generate_ddp_file
 
-    from conftest import clean_env
+    from conftest import run_ddp_worker
 
     best, data, _ = base
     trainer = DetectionTrainer(overrides=dict(
         model="yolov5n-triplet.yaml", data=str(data), pretrained=str(best), epochs=1, imgsz=BASE_IMGSZ, batch=16,
         workers=0, device="cpu", project=str(tmp_path), name="ddp", plots=False, exist_ok=True))
-    worker = generate_ddp_file(trainer)
-    try:
-        assert "ultralytics_triplet" not in Path(worker).read_text()
-        p = subprocess.run([sys.executable, worker], cwd=tmp_path, env=clean_env(), capture_output=True, text=True,
-                           timeout=600)
-    finally:
-        for leftover in (Path(worker), Path(worker).with_suffix(".pt")):
-            leftover.unlink(missing_ok=True)
+    p = run_ddp_worker(trainer, tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     assert re.search(r"Transferred 427/445 items from pretrained weights \(layer-aligned: 25/25 source layers; "
                      r"1 inserted TripletAttention layer \(9\) initialised", p.stdout + p.stderr), p.stderr[-3000:]
