@@ -1,19 +1,35 @@
-"""Shared fixtures: a tiny synthetic dataset, and a way to run code in a fresh interpreter as a user would."""
+"""The suite's configuration and the fixtures several test files share (plain helpers live in helpers.py).
+
+- Every ultralytics process the tests start gets a throw-away settings folder (``YOLO_CONFIG_DIR``), so running the
+  tests leaves the user's ``~/.config/Ultralytics`` (settings and generated configs) as it was.
+- The suite tests the installed package, not a bare checkout.
+- Every test says whether it also runs against the oldest supported ultralytics (marker ``compat``) or only against
+  the newest (``newest_only``, which wins over a file's ``compat``); a test with neither fails collection.
+"""
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
-import subprocess
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from ultralytics_triplet.data import make_shapes_dataset
+# ultralytics reads YOLO_CONFIG_DIR once, when it is first imported; the subprocesses inherit it (helpers.clean_env).
+assert "ultralytics" not in sys.modules, (
+    "ultralytics was imported before tests/conftest.py could point YOLO_CONFIG_DIR at a throw-away folder, so the "
+    "tests would use and rewrite the user's ultralytics settings; import ultralytics in test files only"
+)
+if "YOLO_CONFIG_DIR" not in os.environ:
+    os.environ["YOLO_CONFIG_DIR"] = _CONFIG_DIR = tempfile.mkdtemp(prefix="ultralytics-triplet-tests-")
+    atexit.register(shutil.rmtree, _CONFIG_DIR, ignore_errors=True)
 
-IMGSZ = 64  # tiny images keep every end-to-end test within seconds on 2 CPU cores
-
-
+RUNS = ("compat", "newest_only")  # the markers that say which ultralytics runs a test
+# Files that do not mark their tests yet, and the marker they get here until they do (then delete the entry).
 def pytest_configure(config):
     """The suite tests the installed package (its .pth hook, entry points and bundled files), not a bare checkout."""
     import importlib.metadata
@@ -22,6 +38,19 @@ def pytest_configure(config):
         importlib.metadata.distribution("ultralytics-triplet")
     except importlib.metadata.PackageNotFoundError:
         pytest.exit("ultralytics-triplet is not installed: run the README's test command (scripts/test.sh)", 2)
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m and -k deselect anything: an unmarked test fails every run
+def pytest_collection_modifyitems(config, items):
+    """Refuse a test that carries neither ``compat`` nor ``newest_only``: it would silently miss the compat run."""
+    unmarked = [item.nodeid for item in items if not any(item.get_closest_marker(name) for name in RUNS)]
+    if unmarked:
+        shown = "\n  ".join(unmarked[:20]) + (f"\n  ... and {len(unmarked) - 20} more" if len(unmarked) > 20 else "")
+        raise pytest.UsageError(
+            f"{len(unmarked)} test(s) carry neither marker 'compat' (also run against the oldest supported "
+            "ultralytics) nor 'newest_only' (skipped there); give the file `pytestmark = pytest.mark.compat` "
+            f"(or newest_only), or mark each test:\n  {shown}"
+        )
 
 
 @pytest.fixture
@@ -38,52 +67,42 @@ def one_thread():
 @pytest.fixture(scope="session")
 def shapes_data(tmp_path_factory) -> Path:
     """A 16+8 image shapes dataset at 64 px; returns its data.yaml."""
+    from helpers import IMGSZ
+
+    from ultralytics_triplet.data import make_shapes_dataset
+
     return make_shapes_dataset(tmp_path_factory.mktemp("shapes") / "data", n_train=16, n_val=8, imgsz=IMGSZ)
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    """Return os.environ without our opt-outs and PYTHONPATH to this checkout, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ULTRALYTICS_TRIPLET", "ULTRALYTICS_SAFE_LOAD"))}
-    env.update(extra)
-    env.setdefault("OMP_NUM_THREADS", "2")
-    return env
+@pytest.fixture(scope="module")
+def base_pt(tmp_path_factory) -> Path:
+    """A 3-class yolov5n checkpoint shaped like a finished ultralytics run (float16 model, train_args)."""
+    import torch
+    from helpers import IMGSZ
+    from ultralytics.nn.tasks import DetectionModel, yaml_model_load
+
+    torch.manual_seed(0)
+    model = DetectionModel(yaml_model_load("yolov5n.yaml"), nc=3, verbose=False)
+    with torch.no_grad():
+        for t in model.state_dict().values():
+            if t.is_floating_point():
+                t.add_(torch.rand_like(t))  # distinct from any initialization, so a copy is recognizable
+    model.names = {0: "rectangle", 1: "ellipse", 2: "triangle"}
+    model.args = {"task": "detect", "imgsz": IMGSZ, "data": "shapes.yaml"}
+    path = tmp_path_factory.mktemp("base") / "base.pt"
+    torch.save({"epoch": -1, "model": model.half(), "ema": None, "train_args": dict(model.args)}, path)
+    return path
 
 
-def run_python(code: str, cwd: Path, *args: str, timeout: int = 600, **env: str) -> subprocess.CompletedProcess:
-    """Run ``code`` in a new interpreter (the same one running the tests) and return the finished process."""
-    return run([sys.executable, *args, "-c", code], cwd, timeout=timeout, **env)
-
-
-def said(p: subprocess.CompletedProcess) -> list[str]:
-    """The lines a subprocess printed with ``print("@@", ...)``: its answers, apart from ultralytics' own logging."""
-    return [line[3:] for line in p.stdout.splitlines() if line.startswith("@@ ")]
-
-
-def run(cmd: list[str], cwd: Path, timeout: int = 600, **env: str) -> subprocess.CompletedProcess:
-    """Run ``cmd`` in ``cwd`` with a clean environment; output captured as text."""
-    return subprocess.run(cmd, cwd=cwd, env=clean_env(**env), capture_output=True, text=True, timeout=timeout)
-
-
-def run_ddp_worker(trainer, cwd: Path) -> subprocess.CompletedProcess:
-    """Write the script ultralytics starts in every DDP process for ``trainer`` and run it in a fresh interpreter.
-
-    The script must not import this package (a worker has only ultralytics and the installed start-up hook); it and
-    the trainer file it loads are removed afterwards.
-    """
-    from ultralytics.utils.dist import generate_ddp_file
-
-    worker = Path(generate_ddp_file(trainer))
+@pytest.fixture
+def warnings_logged():
+    """Collect what ultralytics' LOGGER prints at WARNING level during the test."""
+    records = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda r: records.append(r.getMessage())
+    logger = logging.getLogger("ultralytics")
+    logger.addHandler(handler)
     try:
-        assert "ultralytics_triplet" not in worker.read_text()
-        return run([sys.executable, str(worker)], cwd)
+        yield records
     finally:
-        for leftover in (worker, worker.with_suffix(".pt")):
-            leftover.unlink(missing_ok=True)
-
-
-def script(name: str) -> str:
-    """Return the path of a console script installed beside the running interpreter (e.g. ``yolo``)."""
-    path = Path(sys.executable).parent / name
-    if not path.exists():
-        pytest.fail(f"{name} is not installed beside {sys.executable}")
-    return str(path)
+        logger.removeHandler(handler)

@@ -5,14 +5,13 @@ attribute access, so the interpreter-start line costs almost nothing.
 """
 
 from . import _startup  # noqa: F401  (arms the hook, or patches at once if ultralytics is already imported)
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 _LAZY = {
     "TripletAttention": "nn",
     "hookimpl": "hookspecs",
     "hookspec": "hookspecs",
-    "register": "patch",
+    "register": "integration",
     "registry": "plugins",
     "get_plugin_manager": "plugins",
     "insert_layers": "surgery",
@@ -20,7 +19,7 @@ _LAZY = {
     "build_model": "loading",
     "load_model": "loading",
     "make_shapes_dataset": "data",
-    "run_study": "study",  # not "study": that name is the submodule once it is imported
+    "run_study": "study",
 }
 __all__ = ("__version__", *_LAZY)
 

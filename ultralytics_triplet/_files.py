@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -14,7 +15,7 @@ def atomic_write(path: Path, write: Callable[[Path], Any]) -> Any:
         (Any): What ``write`` returned. Nothing is left behind when it raises.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp{path.suffix}")
     try:
         result = write(tmp)
         os.replace(tmp, path)

@@ -3,24 +3,21 @@
 The wheel's ``ultralytics_triplet.pth`` (and, for Python 3.15+, ``ultralytics_triplet.start``, PEP 829) runs this
 at every interpreter start. It only puts a finder on ``sys.meta_path``: no torch, ultralytics or numpy is imported
 until the program itself imports ultralytics. Set ``ULTRALYTICS_TRIPLET_DISABLE=1`` to turn it off.
+
+The patch itself is ``integration.install``; this module and ``register()`` are the only ways in.
 """
 
-import os
 import sys
 
-ENV_DISABLE = "ULTRALYTICS_TRIPLET_DISABLE"
+from ._env import disabled
+
 TARGET = "ultralytics.nn.tasks"
-
-
-def disabled() -> bool:
-    """Return True when the user opted out with ``ULTRALYTICS_TRIPLET_DISABLE``."""
-    return os.environ.get(ENV_DISABLE, "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
 def _patch(module) -> None:
     """Apply the patch to the freshly executed tasks module; a failure is one warning line, never an exception."""
     try:
-        from ultralytics_triplet.patch import install
+        from ultralytics_triplet.integration import install
 
         install(module)
     except Exception as e:

@@ -4,23 +4,28 @@
     ultralytics-triplet transfer yolov5n.pt yolov5n-triplet.yaml -o yolov5n-triplet.pt
     ultralytics-triplet compare yolov5n.yaml yolov5n-triplet.yaml --imgsz 320 -o compare.png
     ultralytics-triplet visualize best.pt image.jpg -o gates.png
-    ultralytics-triplet demo --out triplet-demo
     ultralytics-triplet study --data data.yaml --model yolo11n.yaml --seeds 3 --epochs 50 --out study
+    ultralytics-triplet plugins [--json]
 
 Usage errors (argparse's and ours: a file that exists, a bad index, an unreadable checkpoint...) print one
-``ultralytics-triplet: error: ...`` line to stderr and exit with status 2 without writing anything.
+``ultralytics-triplet: error: ...`` line to stderr and exit with status 2 without writing anything. Library errors
+name the Python parameter (``out``); this module says which flag that is (``--out``).
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import json
 import sys
 import warnings
 from pathlib import Path
 
+from . import _compat
+from ._checks import check_checkpoint, check_output_file
 from ._files import atomic_write
 from ._text import PROG, one_line
+from .placements import NAMES
 
 __all__ = ("build_parser", "main")
 
@@ -49,16 +54,9 @@ def _literal(text: str):
         return text
 
 
-def _check_output(path: str | Path, force: bool, suffixes: tuple[str, ...], what: str) -> Path:
+def _check_output(path: str | Path, force: bool, suffixes: tuple[str, ...]) -> Path:
     """Validate an output path before any work: suffix, not a directory, and no overwrite without ``--force``."""
-    path = Path(path)
-    if path.suffix.lower() not in suffixes:
-        raise UsageError(f"{what} '{path}' must end in {' or '.join(suffixes)}")
-    if path.is_dir():
-        raise UsageError(f"{what} '{path}' is a directory")
-    if path.exists() and not force:
-        raise FileExistsError(f"'{path}' already exists; pass --force to overwrite it")
-    return path
+    return check_output_file("output", path, suffixes, force=force)
 
 
 def _log_warnings(caught: list[warnings.WarningMessage]) -> None:
@@ -77,7 +75,7 @@ def cmd_insert(args: argparse.Namespace) -> int:
     from .loading import check_model_dict
     from .surgery import insert_layers_with_rows, write_yaml
 
-    out = _check_output(args.output, args.force, (".yaml", ".yml"), "output")
+    out = _check_output(args.output, args.force, (".yaml", ".yml"))
     module_args = [_literal(a) for a in args.args]
     d, rows = insert_layers_with_rows(args.model, args.after, module=args.module, args=module_args)
     check_model_dict(d, args.model)
@@ -105,28 +103,26 @@ def cmd_insert(args: argparse.Namespace) -> int:
 
 def cmd_transfer(args: argparse.Namespace) -> int:
     """Build MODEL.yaml, carry BASE.pt's weights into it and save a checkpoint ultralytics trains from."""
-    from .weights import save_transferred
+    from .weights import MostlyUnusedError, save_transferred
 
-    out = _check_output(args.output, args.force, (".pt",), "output")
-    base = Path(args.base)
-    if base.suffix.lower() != ".pt":
-        raise UsageError(f"base checkpoint '{base}' must be a .pt file")
-    if not base.is_file():  # checked here so a missing file is never looked up online by a name
-        raise FileNotFoundError(f"base checkpoint '{base}' not found (or not a file)")
+    out = _check_output(args.output, args.force, (".pt",))
+    base = check_checkpoint("base", args.base)  # checked here so a missing file is never looked up online by a name
     if out.exists() and out.resolve() == base.resolve():
         raise UsageError("output must differ from the base checkpoint")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        report, model = atomic_write(out, lambda tmp: save_transferred(base, args.model, tmp, strict=not args.force,
-                                                                        pass_through=not args.paper_init))
+        try:
+            report, model = atomic_write(out, lambda tmp: save_transferred(
+                base, args.model, tmp, strict=not args.force, pass_through=not args.paper_init))
+        except MostlyUnusedError as e:
+            raise UsageError(f"{one_line(e)}; pass --force to write it anyway") from None
     _log_warnings(caught)
     log = _logger()
     log.info(f"{PROG}: {report}")
     if report.pass_through:
-        rows = ", ".join(map(str, report.pass_through))
-        log.info(f"{PROG}: layer{'s' * (len(report.pass_through) > 1)} {rows} start{'s' * (len(report.pass_through) == 1)}"
-                 f" as a pass-through, so the model computes what {base.name} computed (--paper-init keeps the "
-                 "paper's initialisation)")
+        rows, n = ", ".join(map(str, report.pass_through)), len(report.pass_through)
+        log.info(f"{PROG}: layer{'s' * (n > 1)} {rows} start{'s' * (n == 1)} as a pass-through, so the model "
+                 f"computes what {base.name} computed (--paper-init keeps the paper's initialisation)")
     foreign = [i for i in report.empty_layers if i not in report.pass_through]
     if foreign:
         log.warning(
@@ -149,7 +145,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """Compare two models and print the table (and write the chart)."""
     from .compare import compare_models, format_table, plot_comparison
 
-    out = _check_output(args.output, args.force, (".png", ".jpg", ".pdf", ".svg"), "chart") if args.output else None
+    out = _check_output(args.output, args.force, (".png", ".jpg", ".pdf", ".svg")) if args.output else None
     rows = compare_models(args.a, args.b, imgsz=args.imgsz, runs=args.runs, threads=args.threads)
     log = _logger()
     log.info(f"\n{format_table(rows)}")
@@ -163,34 +159,11 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     """Draw every TripletAttention layer's gates for one image."""
     from .visualize import OUTPUT_SUFFIXES, visualize
 
-    out = _check_output(args.output, args.force, OUTPUT_SUFFIXES, "output")
+    out = _check_output(args.output, args.force, OUTPUT_SUFFIXES)
     if not Path(args.image).is_file():
         raise FileNotFoundError(f"image '{args.image}' not found (or not a file)")
     atomic_write(out, lambda tmp: visualize(args.model, args.image, tmp, imgsz=args.imgsz))
     _logger().info(f"{PROG}: gates of {args.model} for {args.image} saved to {out}")
-    return 0
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# demo
-# --------------------------------------------------------------------------------------------------------------------
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    """Train yolov5n-triplet and yolov5n on a synthetic dataset with one budget; compare them."""
-    from .demo import demo
-
-    out = Path(args.out)
-    text = demo(out, epochs=args.epochs, imgsz=args.imgsz, n_train=args.train_images, batch=args.batch,
-                seed=args.seed, force=args.force)
-    log = _logger()
-    log.info(f"\n{text}\n")
-    log.info(
-        f"{PROG}: results in {out.resolve()}:\n"
-        f"  gates.png          TripletAttention gates of the trained triplet model on a validation image\n"
-        f"  results.txt        the table above\n"
-        f"  runs/<model>/      ultralytics training runs (weights/best.pt, results.csv)\n"
-        f"  shapes/            the synthetic dataset (data.yaml)"
-    )
     return 0
 
 
@@ -201,13 +174,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_study(args: argparse.Namespace) -> int:
     """Train the plain model and each placement over seeds; print the table of paired differences."""
-    from .study import study
+    from .study import run_study
 
     if args.address and args.backend != "ray":
         raise UsageError("--address is for --backend ray")
     extra = {} if args.workers is None else {"workers": args.workers}
     try:
-        result = study(
+        result = run_study(
             args.data, model=args.model, placements=args.placements, seeds=args.seeds, epochs=args.epochs,
             imgsz=args.imgsz, batch=args.batch, pretrained=args.pretrained, device=args.device, out=args.out,
             backend=args.backend, address=args.address, latency_runs=args.latency_runs, **extra,
@@ -232,6 +205,59 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------------------------------------
+# plugins
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def host_facts() -> dict:
+    """What this process's ultralytics sees of this package: version, patch state, modules, directories."""
+    from . import _env, plugins
+    from ._version import __version__
+    from .placements import cache_dir
+
+    tasks = _compat.tasks()  # the start-up hook patches it here, unless disabled
+    registry = plugins.registry()
+    version, supported = _compat.ultralytics_version(), _compat.supported_range()
+    patched = _compat.is_patched(tasks)
+    return {
+        "version": __version__,
+        "ultralytics": {"version": version, "supported": supported,
+                        "ok": not _compat.is_older_than_supported(version) and not _compat.missing_internals(tasks)},
+        "patched": patched,
+        "disabled": _env.disabled(),
+        "plugins": [name for name, _ in plugins.get_plugin_manager().list_name_plugin()],
+        "modules": [{"name": n, "class": f"{c.__module__}.{c.__qualname__}", "plugin": registry.owners[n]}
+                    for n, c in registry.modules.items()],
+        "model_dirs": [{"path": str(d), "plugin": registry.dir_owners.get(d, "?")} for d in registry.model_dirs],
+        "generated_configs": str(cache_dir()),
+    }
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    """Print what ultralytics sees of this package, one line per fact (or as JSON)."""
+    facts = host_facts()
+    if args.json:
+        print(json.dumps(facts, indent=2))
+        return 0
+    u = facts["ultralytics"]
+    lines = [f"ultralytics-triplet {facts['version']}",
+             f"ultralytics {u['version']}: {'supported' if u['ok'] else 'NOT supported'} (this package supports "
+             f"ultralytics{u['supported']})"]
+    if facts["patched"]:
+        lines.append("ultralytics patched: yes")
+    elif facts["disabled"]:
+        lines.append("ultralytics patched: no (disabled by ULTRALYTICS_TRIPLET_DISABLE)")
+    else:
+        lines.append("ultralytics patched: no (see the warning above)")
+    lines += [f"plugin: {name}" for name in facts["plugins"]]
+    lines += [f"module: {m['name']} ({m['class']}) from plugin {m['plugin']}" for m in facts["modules"]]
+    lines += [f"model directory: {d['path']} from plugin {d['plugin']}" for d in facts["model_dirs"]]
+    lines.append(f"generated configs: {facts['generated_configs']}")
+    print("\n".join(lines))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------------------------
 # parser
 # --------------------------------------------------------------------------------------------------------------------
 
@@ -249,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
         description="Triplet Attention for ultralytics YOLO: edit model YAMLs, transfer weights, compare models, "
-        "visualize attention gates, run an offline demo, and study whether attention helps on your data.",
+        "visualize attention gates, study whether attention helps on your data, and show what ultralytics sees.",
         epilog="Each command has its own --help. Nothing existing is overwritten without --force.",
     )
     from . import __version__
@@ -283,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--paper-init", action="store_true",
                    help="keep the paper's initialisation of inserted layers instead of starting them as "
                    "pass-throughs that preserve BASE.pt's function")
-    p.set_defaults(func=cmd_transfer)
+    p.set_defaults(func=cmd_transfer, flags={"base": "BASE.pt"})
 
     p = sub.add_parser("compare", help="layers, parameters, GFLOPs and CPU latency of two models",
                        description="Compare two models (YAML names/paths or .pt files) side by side: layers, "
@@ -295,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="CPU threads while timing (default: %(default)s)")
     p.add_argument("-o", "--output", metavar="CHART.png", help="also write a bar chart")
     p.add_argument("--force", action="store_true", help="overwrite the chart if it exists")
-    p.set_defaults(func=cmd_compare)
+    p.set_defaults(func=cmd_compare, flags={"a": "A", "b": "B"})
 
     p = sub.add_parser("visualize", help="picture of every TripletAttention layer's gates for one image",
                        description="Run a model on one (letterboxed) image and draw, for every TripletAttention "
@@ -305,21 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="OUT.png", help="where to write the picture")
     p.add_argument("--imgsz", type=int, default=640, help="letterbox size, a multiple of 32 (default: %(default)s)")
     p.add_argument("--force", action="store_true", help="overwrite OUT.png if it exists")
-    p.set_defaults(func=cmd_visualize)
-
-    p = sub.add_parser("demo", help="offline demo: train yolov5n-triplet and yolov5n on synthetic shapes, compare",
-                       description="Make a synthetic shapes dataset, train yolov5n-triplet and plain yolov5n with "
-                       "the same seed and budget on the CPU, print parameters, GFLOPs, mAP and wall time side by "
-                       "side, and draw the trained triplet model's gates. Needs no internet.")
-    p.add_argument("--out", default="triplet-demo", help="output directory, new or empty (default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=10, help="training epochs per model (default: %(default)s)")
-    p.add_argument("--imgsz", type=int, default=128, help="image size (default: %(default)s)")
-    p.add_argument("--train-images", type=int, default=256,
-                   help="synthetic training images; a quarter as many (at least 8) validate (default: %(default)s)")
-    p.add_argument("--batch", type=int, default=16, help="batch size (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the dataset and of both trainings (default: 0)")
-    p.add_argument("--force", action="store_true", help="reuse a non-empty --out (replaces an earlier demo's files)")
-    p.set_defaults(func=cmd_demo)
+    p.set_defaults(func=cmd_visualize, flags={"model": "MODEL", "out": "--output"})
 
     p = sub.add_parser("study", help="does triplet attention help on my data, and where? placements x seeds, paired",
                        description="Train the plain model and each placement (STEM-PLACEMENT.yaml) with the same "
@@ -330,9 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, metavar="DATA.yaml", help="dataset YAML (a local file)")
     p.add_argument("--model", default="yolo11n.yaml", metavar="MODEL.yaml",
                    help="the plain model; placement P is STEM-P.yaml (default: %(default)s)")
-    p.add_argument("--placements", nargs="+", default=["triplet", "triplet-neck", "triplet-dense"], metavar="P",
-                   help="placements to compare with the plain model: triplet, triplet-neck, triplet-dense "
-                   "(default: all three)")
+    p.add_argument("--placements", nargs="+", default=list(NAMES), metavar="P",
+                   help=f"placements to compare with the plain model: {', '.join(NAMES)} (default: all)")
     p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1, every variant once per seed; >= 2 "
                    "(default: %(default)s)")
     p.add_argument("--epochs", type=int, default=50, help="epochs per run (default: %(default)s)")
@@ -350,6 +361,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-runs", type=int, default=20, help="timed forward passes per variant "
                    "(default: %(default)s)")
     p.set_defaults(func=cmd_study)
+
+    p = sub.add_parser("plugins", help="what ultralytics sees of this package: modules, plugins, patch state",
+                       description="Print, one line per fact, this package's version, the ultralytics version "
+                       "against the supported range, whether ultralytics is patched (or disabled by "
+                       "ULTRALYTICS_TRIPLET_DISABLE), each plugin, each registered module with the plugin that owns "
+                       "it, the model directories, and where generated configs are written.")
+    p.add_argument("--json", action="store_true", help="print the same facts as JSON")
+    p.set_defaults(func=cmd_plugins)
     return parser
 
 
@@ -360,13 +379,24 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help/--version (0) and usage errors (2)
         return e.code if isinstance(e.code, int) else 0 if e.code is None else 2
-    from .patch import UnknownModuleError
-
     try:
         return args.func(args) or 0
-    except (OSError, ValueError, ImportError, UnknownModuleError) as e:  # OSError: exists, not found, permission
-        sys.stderr.write(f"{PROG}: error: {one_line(e)}\n")
+    except _compat.NotRegisteredError:
+        sys.stderr.write(f"{PROG}: error: ultralytics is not patched: this command needs it (unset "
+                         "ULTRALYTICS_TRIPLET_DISABLE)\n")
         return 2
+    except (OSError, ValueError, ImportError) as e:  # OSError: exists, not found, permission
+        sys.stderr.write(f"{PROG}: error: {_as_flags(e, vars(args).get('flags', {}))}\n")
+        return 2
+
+
+def _as_flags(e: BaseException, flags: dict[str, str]) -> str:
+    """A library error's message with the Python parameter it names said as this command's flag (``--out``)."""
+    text = one_line(e)
+    param = getattr(e, "param", None)
+    if param and text.startswith(f"{param} "):
+        text = flags.get(param, "--" + param.replace("_", "-")) + text[len(param):]
+    return text.replace("pass force=True", "pass --force")
 
 
 if __name__ == "__main__":

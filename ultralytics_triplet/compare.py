@@ -11,65 +11,19 @@ from __future__ import annotations
 
 import copy
 import statistics
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from ._checks import YAML_SUFFIXES, check_checkpoint, check_int
+from ._plot import figure
 from ._text import table
 from .loading import load_model
+from .measure import model_stats, time_forward
 
-__all__ = ("compare_models", "format_table", "model_stats", "plot_comparison")
-
-
-def model_stats(model: nn.Module, imgsz: int = 640) -> dict[str, Any]:
-    """Layers (leaf modules, as ultralytics counts them), parameters and GFLOPs of ``model`` at ``imgsz``."""
-    from ultralytics.utils.torch_utils import get_flops
-
-    return {
-        "layers": sum(1 for m in model.modules() if len(m._modules) == 0),
-        "rows": len(getattr(model, "model", [])) if isinstance(getattr(model, "model", None), nn.Sequential) else None,
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "gflops": get_flops(model, imgsz),
-    }
-
-
-def _input_channels(model: nn.Module) -> int:
-    """Input channels of a model (its first conv's), 3 when unknown."""
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            return m.in_channels
-    return 3
-
-
-def time_forward(
-    models: list[nn.Module], imgsz: int, runs: int, warmup: int = 2, progress: bool = False,
-    device: torch.device | None = None,
-) -> list[list[float]]:
-    """Batch-1 forward times (ms) of each model, interleaved (A, B, A, B, ...) after ``warmup`` passes each.
-
-    Interleaving makes a busy machine disturb every model alike; on CUDA each pass is synchronized.
-    """
-    from ultralytics.utils import TQDM
-
-    device = device or torch.device("cpu")
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    inputs = [torch.rand(1, _input_channels(m), imgsz, imgsz, device=device) for m in models]
-    times: list[list[float]] = [[] for _ in models]
-    with torch.inference_mode():
-        for _ in range(warmup):
-            for m, x in zip(models, inputs):
-                m(x)
-        for _ in TQDM(range(runs), desc="CPU latency", disable=not progress, total=runs):
-            for k, (m, x) in enumerate(zip(models, inputs)):
-                sync()
-                t0 = time.perf_counter()
-                m(x)
-                sync()
-                times[k].append((time.perf_counter() - t0) * 1000)
-    return times
+__all__ = ("compare_models", "format_table", "plot_comparison")
 
 
 def compare_models(
@@ -105,14 +59,12 @@ def compare_models(
         ValueError: On bad ``imgsz``/``runs``/``threads`` or a model that cannot be loaded.
         FileNotFoundError: If a model file does not exist.
     """
-    for what, v, low in (("imgsz", imgsz, 32), ("runs", runs, 1), ("threads", threads, 1)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < low:
-            raise ValueError(f"{what} must be an integer >= {low}, got {v!r}")
-    if imgsz % 32:
-        raise ValueError(f"imgsz must be a multiple of 32 (the models' largest stride), got {imgsz}")
+    check_int("imgsz", imgsz, 32, multiple_of=32)
+    check_int("runs", runs, 1)
+    check_int("threads", threads, 1)
     sources = [a, b]
-    for s in sources:  # cheap checks of both before building either
-        _precheck(s)
+    for param, s in zip("ab", sources):  # cheap checks of both before building either
+        _precheck(param, s)
     models = [load_model(s) for s in sources]
     names = [_display_name(s) for s in sources]
     if names[0] == names[1]:
@@ -142,16 +94,18 @@ def compare_models(
     return rows
 
 
-def _precheck(source: Any) -> None:
+def _precheck(param: str, source: Any) -> None:
     """Raise for a model source that cannot work: a wrong suffix, or a named checkpoint/YAML path that is missing."""
     if isinstance(source, nn.Module):
         return
     path = Path(str(source))
     suffix = path.suffix.lower()
-    if suffix not in {".pt", ".yaml", ".yml"}:
-        raise ValueError(f"'{source}' is neither a .pt checkpoint nor a .yaml model config")
-    if (suffix == ".pt" or path.name != str(source)) and not path.is_file():
-        raise FileNotFoundError(f"'{source}' not found (or not a file)")
+    if suffix == ".pt":
+        check_checkpoint(param, path)
+    elif suffix not in YAML_SUFFIXES:
+        raise ValueError(f"{param} '{source}' is neither a .pt checkpoint nor a .yaml model config")
+    elif path.name != str(source) and not path.is_file():
+        raise FileNotFoundError(f"{param} '{source}' not found (or not a file)")
 
 
 def _display_name(source: Any) -> str:
@@ -197,8 +151,6 @@ def plot_comparison(rows: list[dict[str, Any]], out: str | Path) -> Path:
     Returns:
         (Path): The written file.
     """
-    from matplotlib.figure import Figure  # no pyplot: the caller's matplotlib backend and figures stay as they are
-
     out = Path(out)
     names = [r["name"] for r in rows]
     panels = [
@@ -206,18 +158,14 @@ def plot_comparison(rows: list[dict[str, Any]], out: str | Path) -> Path:
         (f"GFLOPs @{rows[0].get('imgsz', '?')}", [r["gflops"] for r in rows], [f"{r['gflops']:.3f}" for r in rows]),
         ("CPU latency, median (ms)", [r["latency_ms"] for r in rows], [f"{r['latency_ms']:.1f}" for r in rows]),
     ]
-    fig = Figure(figsize=(4.2 * len(panels), 3.8))
-    axes = fig.subplots(1, len(panels))
     colors = ["#4C72B0", "#DD8452", "#55A868", "#C44E52"]
-    for ax, (title, values, labels) in zip(axes, panels):
-        bars = ax.bar(range(len(values)), values, color=colors[: len(values)])
-        ax.set_xticks(range(len(values)), names, rotation=12, ha="right", fontsize=8)
-        ax.set_title(title, fontsize=10)
-        ax.bar_label(bars, labels=labels, fontsize=8)
-        ax.margins(y=0.15)
-    threads = rows[0].get("threads")
-    fig.suptitle(f"Model comparison (CPU, {threads} thread{'s' * ((threads or 1) > 1)})", fontsize=11)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
+    with figure(out, (4.2 * len(panels), 3.8), dpi=120) as fig:
+        for ax, (title, values, labels) in zip(fig.subplots(1, len(panels)), panels):
+            bars = ax.bar(range(len(values)), values, color=colors[: len(values)])
+            ax.set_xticks(range(len(values)), names, rotation=12, ha="right", fontsize=8)
+            ax.set_title(title, fontsize=10)
+            ax.bar_label(bars, labels=labels, fontsize=8)
+            ax.margins(y=0.15)
+        threads = rows[0].get("threads")
+        fig.suptitle(f"Model comparison (CPU, {threads} thread{'s' * ((threads or 1) > 1)})", fontsize=11)
     return out

@@ -20,6 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ._checks import check_free_dir
+
 TASKS = ("detect", "segment", "pose", "obb", "classify")
 KPT_SHAPE, FLIP_IDX = (3, 3), (0, 2, 1)  # pose: 3 keypoints (x, y, visible); a left-right flip swaps the bottom two
 CLASSES = ("rectangle", "ellipse", "triangle")
@@ -142,8 +144,7 @@ def make_shapes_dataset(
     if n_train < least or n_val < least or imgsz < 32 or max_objects < 1:
         raise ValueError(f"need n_train, n_val >= {least}, max_objects >= 1 and imgsz >= 32, got {n_train}, {n_val}, "
                          f"{max_objects}, {imgsz}")
-    if root.exists() and any(root.iterdir()):
-        raise FileExistsError(f"{root} is not empty; choose a new directory for the shapes dataset")
+    check_free_dir("root", root)  # nothing is ever overwritten
     rng, angles = np.random.default_rng(seed), np.random.default_rng([seed, 1])  # angles: obb only, own stream
     for split, n in (("train", n_train), ("val", n_val)):
         if task == "classify":

@@ -13,13 +13,14 @@ Examples:
 
 from __future__ import annotations
 
-import contextlib
 import copy
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from . import _compat
+from ._checks import YAML_SUFFIXES, check_checkpoint
 from ._text import one_line
 
 __all__ = (
@@ -32,7 +33,6 @@ __all__ = (
     "load_model_yaml",
 )
 
-YAML_SUFFIXES = (".yaml", ".yml")
 _TASK_MODELS = {
     "detect": "DetectionModel",
     "segment": "SegmentationModel",
@@ -54,12 +54,9 @@ def load_model_yaml(cfg: str | Path) -> dict:
     Raises:
         FileNotFoundError: If the YAML does not exist.
         ValueError: If the name is not a YAML one or the file is not readable YAML.
+        NotRegisteredError: If ultralytics is not patched (``ULTRALYTICS_TRIPLET_DISABLE=1`` before ``register()``).
     """
-    from ultralytics.nn.tasks import yaml_model_load
-
-    from .patch import register
-
-    register()  # plugins are applied lazily: their config directories must be known now
+    tasks = _compat.require_patched("reading a model YAML")
     path = Path(cfg)
     if not path.suffix:
         path = path.with_suffix(".yaml")
@@ -68,7 +65,7 @@ def load_model_yaml(cfg: str | Path) -> dict:
     if path.name != str(path) and not path.is_file():  # a path, not a bare name: never looked up elsewhere
         raise FileNotFoundError(f"model YAML '{path}' not found")
     try:
-        return yaml_model_load(path)
+        return tasks.yaml_model_load(path)
     except FileNotFoundError:
         raise FileNotFoundError(f"model YAML '{path}' not found (not a file, nor an ultralytics model name)") from None
     except Exception as e:  # YAMLError (8.3 lets it through; 8.4 reports it as a ValueError)
@@ -88,12 +85,9 @@ def build_model(cfg: str | Path | dict, nc: int | None = None) -> nn.Module:
     Raises:
         FileNotFoundError: If the YAML does not exist.
         ValueError: If the YAML is unreadable or does not build into a model.
+        NotRegisteredError: If ultralytics is not patched.
     """
-    import ultralytics.nn.tasks as tasks
-
-    from .patch import register
-
-    register()
+    tasks = _compat.require_patched("building a model")
     d = copy.deepcopy(cfg) if isinstance(cfg, dict) else load_model_yaml(cfg)
     if not isinstance(d, dict) or not isinstance(d.get("backbone"), list) or not isinstance(d.get("head"), list):
         raise ValueError(f"'{cfg}' is not a model YAML: it needs 'backbone' and 'head' lists")
@@ -111,12 +105,9 @@ def check_model_dict(d: dict, source: str | Path | dict = "the model dict") -> N
 
     Raises:
         ValueError: If the dict does not parse, naming ``source``.
+        NotRegisteredError: If ultralytics is not patched.
     """
-    import ultralytics.nn.tasks as tasks
-
-    from .patch import register
-
-    register()
+    tasks = _compat.require_patched("building a model")
     probe = copy.deepcopy(d)
     if probe.get("scales") and not probe.get("scale"):
         probe["scale"] = next(iter(probe["scales"]))  # any scale will do; avoids parse_model's 'assuming n' warning
@@ -137,46 +128,20 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
     Raises:
         FileNotFoundError: If ``path`` is not a file (nothing is ever downloaded).
         ValueError: If the file is not a readable ultralytics checkpoint, or its format is refused.
+        NotRegisteredError: If ultralytics is not patched.
     """
-    import ultralytics.nn.tasks as tasks
-
-    from .patch import register
-
-    register()
-    path = Path(path)
-    if path.suffix.lower() != ".pt":
-        raise ValueError(f"checkpoint '{path}' must be a .pt file")
-    if not path.is_file():  # checked here: ultralytics would look a bare name up online
-        raise FileNotFoundError(f"checkpoint '{path}' not found (or not a file)")
+    tasks = _compat.require_patched("loading a checkpoint")
+    path = check_checkpoint("checkpoint", path)  # checked here: ultralytics would look a bare name up online
     try:
-        with _no_autoinstall():
+        with _compat.no_autoinstall():
             ckpt = tasks.torch_safe_load(str(path))[0]
     except Exception as e:
-        raise ValueError(f"'{path}' is not a readable checkpoint: {_reason(e, path)}") from None
-    model = (ckpt.get("ema") or ckpt.get("model")) if isinstance(ckpt, dict) else None
+        reason = _compat.without_error_mark(one_line(e), path) or type(e).__name__
+        raise ValueError(f"'{path}' is not a readable checkpoint: {reason}") from None
+    model = _compat.checkpoint_model(ckpt)
     if not isinstance(model, nn.Module):
         raise ValueError(f"'{path}' is not an ultralytics checkpoint: no 'ema' or 'model' module in it")
     return model.float().eval(), ckpt
-
-
-@contextlib.contextmanager
-def _no_autoinstall():
-    """Turn ultralytics' auto-install of missing requirements off for the duration."""
-    from ultralytics.utils import checks
-
-    before = checks.AUTOINSTALL
-    checks.AUTOINSTALL = False
-    try:
-        yield
-    finally:
-        checks.AUTOINSTALL = before
-
-
-def _reason(e: BaseException, path: Path) -> str:
-    """An exception's message as one line, without ultralytics' 'ERROR ❌️ <path>' lead-in and its advice."""
-    text = one_line(e).replace("ERROR ❌️", "").replace(str(path), "").strip(" :")
-    text = text.split(" Recommended fixes")[0].split(" Use an official")[0].strip()
-    return text or type(e).__name__
 
 
 def load_model(source: str | Path | nn.Module, nc: int | None = None) -> nn.Module:

@@ -67,9 +67,9 @@ class GateBatchNorm2d(nn.BatchNorm2d):
         super().__init__(num_features, eps=1e-5, momentum=0.01)
 
     def _check_input_dim(self, input: torch.Tensor) -> None:
-        """Check real tensors only: ``torch.fx`` traces into this non-torch module, and a Proxy's ``dim()`` is symbolic."""
+        """Check real tensors only: ``torch.fx`` traces into this non-torch module; a Proxy's ``dim()`` is symbolic."""
         if isinstance(input, torch.Tensor) and input.dim() != 4:  # BatchNorm2d's own check (super() won't script)
-            raise ValueError("expected 4D input (got {}D input)".format(input.dim()))
+            raise ValueError(f"expected 4D input (got {input.dim()}D input)")
 
 
 class ConvBN(nn.Module):
@@ -119,7 +119,8 @@ def _low_precision_grad(x: torch.Tensor) -> bool:
 
     Then the hc gate passes an identity ``index_select`` on its way back to (B, C, H, 1): its backward writes the
     gate's gradient into a fresh contiguous buffer, where a transposed view would send the bf16 conv's weight
-    gradient down a less accurate kernel (relative error 0.2 vs the official module's 0.007, issue 10, torch 2.15).
+    gradient down a less accurate kernel (relative error 0.2 vs the official module's 0.007 with torch 2.15; the bf16
+    autocast gradient test checks it).
     """
     return torch.is_grad_enabled() and _under_autocast(x)
 

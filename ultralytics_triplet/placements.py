@@ -3,8 +3,8 @@
 Wherever ``NAME.yaml`` resolves (an ultralytics stock config, a plugin's config directory, a file ultralytics finds
 by name), three names resolve too, scale letter included, exactly as ``NAME`` does:
 
-- ``NAME-triplet.yaml``: one TripletAttention right before the backbone's final pooling block (SPPF, SPP, SPPELAN:
-  the tutorial's placement), or at the backbone's end where it has none;
+- ``NAME-triplet.yaml``: one TripletAttention right before the backbone's final pooling block (SPPF, SPP, SPPELAN),
+  or at the backbone's end where it has none;
 - ``NAME-triplet-neck.yaml``: one TripletAttention on each input of the head (the last row);
 - ``NAME-triplet-dense.yaml``: one after every backbone and neck block of the CSP/ELAN/residual kind (C3, C2f, C3k2,
   A2C2f, RepNCSPELAN4, ELAN1, C3Ghost, Bottleneck, ResNetLayer, ...); in a model without such blocks, after every
@@ -20,21 +20,23 @@ a new release of this package. Names of models that ultralytics builds with anot
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ("PLACEMENTS", "cache_dir", "insertion_points", "parse_name", "resolve")
+from ._compat import OTHER_MODEL_CLASSES
+from ._files import atomic_write
 
+__all__ = ("NAMES", "PLACEMENTS", "cache_dir", "insertion_points", "parse_name", "resolve")
+
+# The one list of named placements: name suffix -> where it puts TripletAttention.
 PLACEMENTS = {
     "": "before the backbone's final pooling block (SPPF/SPP/SPPELAN), or at the backbone's end",
     "-neck": "on each input of the head",
     "-dense": "after every backbone and neck block of the C3/C2f/C3k2/ELAN kind",
 }
-OTHER_MODEL_CLASSES = ("rtdetr", "-world", "yoloe", "fastsam", "sam_")  # the `yolo` CLI's model-class triggers
+NAMES = tuple(f"triplet{suffix}" for suffix in PLACEMENTS)  # ("triplet", "triplet-neck", "triplet-dense")
 _NAME = re.compile(r"^(?P<stem>.+)-triplet(?P<placement>-neck|-dense)?(?P<suffix>\.ya?ml)$")
 _BLOCK = re.compile(r"C[123]|ELAN|Bottleneck|ResNetLayer|HGBlock")  # CSP / ELAN / residual feature blocks
 _lock = threading.Lock()
@@ -77,7 +79,9 @@ def insertion_points(d: dict, placement: str) -> list[int]:
     Raises:
         ValueError: If ``placement`` is unknown.
     """
-    backbone, rows = d["backbone"], d["backbone"] + d["head"]
+    from .surgery import model_rows
+
+    backbone, rows = d["backbone"], model_rows(d)
     if placement == "":
         pools = [i for i, row in enumerate(backbone) if _module(row).startswith("SPP")]
         if not pools:
@@ -107,12 +111,10 @@ def cache_dir() -> Path:
     ``USER_CONFIG_DIR`` is ultralytics' settings directory (``YOLO_CONFIG_DIR`` moves it). One folder per pair of
     versions, so processes of different installs never rewrite each other's files.
     """
-    import ultralytics
-    from ultralytics.utils import USER_CONFIG_DIR
+    from ._compat import ultralytics_version, user_config_dir
+    from ._version import __version__
 
-    from . import __version__
-
-    return Path(USER_CONFIG_DIR) / "ultralytics-triplet" / __version__ / f"ultralytics-{ultralytics.__version__}"
+    return user_config_dir() / "ultralytics-triplet" / __version__ / f"ultralytics-{ultralytics_version()}"
 
 
 def resolve(name: str, lookup: Callable[[str], str | Path | None]) -> Path | None:
@@ -155,7 +157,7 @@ def resolve(name: str, lookup: Callable[[str], str | Path | None]) -> Path | Non
 
 def _generate(name: str, source: Path, placement: str) -> Path:
     """Write the placement of ``source`` as ``cache_dir() / name`` unless an identical file is there; return it."""
-    from .surgery import insert_layers_with_rows, load_model_dict, write_yaml
+    from .surgery import insert_layers_with_rows, load_model_dict
 
     d = load_model_dict(source)
     points = insertion_points(d, placement)
@@ -166,32 +168,31 @@ def _generate(name: str, source: Path, placement: str) -> Path:
     d, rows = insert_layers_with_rows(d, after=points)
     d.pop("scale", None)  # taken from the requested name when the file is loaded, never from the file
     target = cache_dir() / name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp.yaml", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        write_yaml(d, tmp, rows, force=True, header=_header(name, source, where, points))
-        if target.is_file() and target.read_bytes() == tmp.read_bytes():
-            return target
-        os.replace(tmp, target)  # atomic: a reader sees the old file or the new one, never a partial one
-    finally:
-        tmp.unlink(missing_ok=True)
+    text = _render(d, rows, _header(name, source, where, points))
+    if not (target.is_file() and target.read_text(encoding="utf-8") == text):
+        # atomic: a reader (a parallel DDP worker, say) sees the old file or the new one, never a partial one
+        atomic_write(target, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return target
+
+
+def _render(d: dict, rows: list[int], header: str) -> str:
+    """The text :func:`~ultralytics_triplet.surgery.write_yaml` writes for ``d``."""
+    from .surgery import yaml_text
+
+    return yaml_text(d, set(rows), header)
 
 
 def _header(name: str, source: Path, where: str, points: list[int]) -> str:
     """The comment block on top of a generated config."""
-    import ultralytics
-
-    from . import __version__
+    from ._compat import ultralytics_version
+    from ._version import __version__
 
     stem = name.rsplit("-triplet", 1)[0]
     return (
         f"{name}: {stem} with TripletAttention {where}.\n"
         'Triplet Attention: Misra et al., "Rotate to Attend: Convolutional Triplet Attention Module", WACV 2021.\n'
         f"Generated by ultralytics-triplet {__version__} with insert_layers(after={points}) + write_yaml from\n"
-        f"{source} (ultralytics {ultralytics.__version__}, AGPL-3.0).\n"
+        f"{source} (ultralytics {ultralytics_version()}, AGPL-3.0).\n"
         "Nothing else differs: the parameter count is the source model's plus 300 per TripletAttention row; rows\n"
         'marked "# inserted by ultralytics-triplet" are new and later indices are re-wired. This file is rewritten\n'
         "when asked for by name: copy it elsewhere (keep the scale letter in the new name) before editing it.\n"

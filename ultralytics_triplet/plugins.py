@@ -4,6 +4,9 @@ Plugins come from the ``ultralytics_triplet`` entry-point group, this package's 
 loaded lazily, once, on the first model build or name lookup. ``ULTRALYTICS_TRIPLET_PLUGINS=a,b`` limits loading to
 the named third-party entry points (the built-in plugin always loads). A plugin that fails to import, or whose hook
 raises or returns a name already taken, costs a warning naming it; the others still load.
+
+The registry answers what a YAML row may name (:meth:`Registry.check_module_name`); ``integration.py`` applies it to
+ultralytics.
 """
 
 from __future__ import annotations
@@ -16,20 +19,32 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pluggy
 from torch import nn
 from ultralytics.utils import LOGGER
 
-from . import hookspecs
+from . import _env, hookspecs
 from ._text import PREFIX
 
-ENV_PLUGINS = "ULTRALYTICS_TRIPLET_PLUGINS"
+ENV_PLUGINS = _env.PLUGINS
 BUILTIN = "triplet"  # entry-point name of this package's own plugin
 
 _lock = threading.RLock()
 _manager: pluggy.PluginManager | None = None
 _cache: tuple[frozenset[int], Registry] | None = None
+
+
+class UnknownModuleError(KeyError, ValueError):
+    """A model YAML names a module that neither ultralytics nor any plugin provides.
+
+    A KeyError where ultralytics raised one (parse_model's ``globals()[m]``), a ValueError for YAML surgery.
+    """
+
+    def __str__(self) -> str:
+        """Print the message without KeyError's quotes."""
+        return str(self.args[0])
 
 
 @dataclass(frozen=True)
@@ -40,11 +55,13 @@ class Registry:
         modules (dict[str, type[nn.Module]]): YAML name -> class, first registration wins.
         owners (dict[str, str]): YAML name -> name of the plugin that registered it.
         model_dirs (tuple[Path, ...]): Directories searched, in order, for model YAMLs by bare name.
+        dir_owners (dict[Path, str]): Model directory -> name of the plugin that registered it first.
     """
 
     modules: dict[str, type[nn.Module]] = field(default_factory=dict)
     owners: dict[str, str] = field(default_factory=dict)
     model_dirs: tuple[Path, ...] = ()
+    dir_owners: dict[Path, str] = field(default_factory=dict)
 
     def find_model_yaml(self, name: str) -> Path | None:
         """Return the first ``name`` (a bare file name) found under the registered directories, or None."""
@@ -53,6 +70,29 @@ class Registry:
             if hit is not None:
                 return hit
         return None
+
+    def check_module_name(self, m: Any, where: str = "") -> None:
+        """Raise UnknownModuleError unless a YAML row may name ``m``: registered here, or one of ultralytics' own.
+
+        Args:
+            m (Any): The module field of a YAML row.
+            where (str): Where the name stands, appended to the message (e.g. " in row 3 of the model YAML").
+        """
+        if not isinstance(m, str) or not m:
+            raise UnknownModuleError(f"module must be a module name string{where}, got {m!r}")
+        if m in self.modules or m.startswith("torchvision.ops."):
+            return
+        if m.startswith("nn.") and isinstance(getattr(nn, m[3:], None), type):
+            return
+        from . import _compat
+
+        if m in vars(_compat.tasks()):  # parse_model resolves other names in tasks' globals
+            return
+        plugin_modules = ", ".join(f"{n} ({self.owners[n]})" for n in self.modules) or "none"
+        raise UnknownModuleError(
+            f"unknown module '{m}'{where}: it is neither an ultralytics module nor registered by a plugin "
+            f"(plugin modules: {plugin_modules})"
+        )
 
     def safe_classes(self) -> list[type[nn.Module]]:
         """Return the registered classes plus the nn.Module classes defined beside them (their building blocks).
@@ -131,7 +171,7 @@ def _call(impl, what: str, convert=lambda item: item) -> list:
 
 def _collect(pm: pluggy.PluginManager) -> Registry:
     """Ask every plugin, in registration order, for its modules and model directories."""
-    modules, owners, dirs = {}, {}, []
+    modules, owners, dirs = {}, {}, {}
     for impl in pm.hook.register_modules.get_hookimpls():
         for cls in _call(impl, "register_modules"):
             if not (inspect.isclass(cls) and issubclass(cls, nn.Module)):
@@ -149,8 +189,8 @@ def _collect(pm: pluggy.PluginManager) -> Registry:
     for impl in pm.hook.register_model_dirs.get_hookimpls():
         for d in _call(impl, "register_model_dirs", Path):
             if d.is_dir():
-                dirs.append(d)
+                dirs.setdefault(d, impl.plugin_name)
             else:
                 LOGGER.warning(f"{PREFIX} plugin '{impl.plugin_name}' registered model directory '{d}', "
                                "which does not exist; skipped")
-    return Registry(modules, owners, tuple(dict.fromkeys(dirs)))
+    return Registry(modules, owners, tuple(dirs), dirs)

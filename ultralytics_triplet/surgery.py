@@ -24,7 +24,11 @@ from numbers import Integral
 from pathlib import Path
 from typing import Any
 
-__all__ = ("INSERTED_COMMENT", "insert_layers", "insert_layers_with_rows", "load_model_dict", "write_yaml")
+from ._checks import YAML_SUFFIXES
+from ._checks import is_int as _is_int
+
+__all__ = ("INSERTED_COMMENT", "insert_layers", "insert_layers_with_rows", "load_model_dict", "model_rows",
+           "write_yaml")
 
 INSERTED_COMMENT = "# inserted by ultralytics-triplet"
 _LOAD_TIME_KEYS = ("scale", "yaml_file")  # set by yaml_model_load from the file name, never read from the file
@@ -85,14 +89,13 @@ def insert_layers_with_rows(
         (tuple[dict, list[int]]): The new model dict and the sorted indices of the inserted rows in it (what
             :func:`write_yaml` marks with a comment and what ``model.model[i]`` holds after building).
     """
-    from .patch import check_module_name, register
+    from .plugins import registry
 
     d = load_model_dict(cfg)
-    register()  # plugins are applied lazily: make sure their names are in tasks' globals now
-    check_module_name(module)
+    registry().check_module_name(module)
     if isinstance(args, (str, bytes)) or not isinstance(args, Sequence):
         raise ValueError(f"args must be a list of the inserted module's arguments, got {args!r}")
-    rows = _rows(d)
+    rows = model_rows(d)
     points = _check_after(after, len(rows))
     new_index, out_index = _index_maps(len(rows), points)
 
@@ -134,18 +137,13 @@ def load_model_dict(cfg: str | Path | dict) -> dict:
     for key in ("backbone", "head"):
         if not isinstance(d.get(key), list):
             raise ValueError(f"model dict needs a '{key}' list of [from, number, module, args] rows")
-    _check_rows(_rows(d))
+    _check_rows(model_rows(d))
     return d
 
 
-def _rows(d: dict) -> list:
-    """All layer rows, backbone then head, as ``parse_model`` enumerates them."""
-    return d["backbone"] + d["head"]
-
-
-def _is_int(x: Any) -> bool:
-    """Whether ``x`` is an integer and not a bool."""
-    return isinstance(x, Integral) and not isinstance(x, bool)
+def model_rows(d: dict) -> list:
+    """All layer rows of a model dict, backbone then head, as ``parse_model`` enumerates them (and numbers them)."""
+    return list(d.get("backbone") or []) + list(d.get("head") or [])
 
 
 def _check_rows(rows: list) -> None:
@@ -240,24 +238,24 @@ def write_yaml(
         ValueError: If ``path`` is not a YAML file name or ``d`` has no backbone/head rows.
     """
     path = Path(path)
-    if path.suffix.lower() not in {".yaml", ".yml"}:
+    if path.suffix.lower() not in YAML_SUFFIXES:
         raise ValueError(f"model YAML path must end in .yaml or .yml, got '{path}'")
     if path.exists() and not force:
         raise FileExistsError(f"'{path}' already exists; pass force=True to overwrite it")
-    n_rows = len(d.get("backbone") or []) + len(d.get("head") or [])
+    n_rows = len(model_rows(d))
     marked = set()
     for i in inserted_rows:
         if not _is_int(i) or not 0 <= i < n_rows:
             raise ValueError(f"inserted_rows: {i!r} is not a row index; valid indices are 0..{n_rows - 1}")
         marked.add(int(i))
-    text = _yaml_text(d, marked, header)
+    text = yaml_text(d, marked, header)
     _warn_if_scale_lost(d, path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
 
 
-def _yaml_text(d: dict, marked: set[int], header: str | None) -> str:
+def yaml_text(d: dict, marked: set[int], header: str | None) -> str:
     """Render a model dict as YAML text with one flow-style row per line."""
     for key in ("backbone", "head"):
         if not isinstance(d.get(key), list):
@@ -305,10 +303,10 @@ def _flow(v: Any) -> str:
 
 def _warn_if_scale_lost(d: dict, path: Path) -> None:
     """Warn when loading ``path`` would not restore the dict's scale (ultralytics takes it from the file name)."""
-    from ultralytics.nn.tasks import guess_model_scale
+    from ._compat import tasks
 
     scale = d.get("scale")
-    if d.get("scales") and scale and guess_model_scale(path) != scale:
+    if d.get("scales") and scale and tasks().guess_model_scale(path) != scale:
         warnings.warn(
             f"'{path.name}' does not name scale '{scale}'; ultralytics reads the scale from the file name, "
             f"so use a name like 'yolo…{scale}-….yaml' to keep it",

@@ -22,6 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._checks import check_int, fail
+from ._plot import figure
+
 __all__ = ("capture_gates", "letterbox", "visualize")
 
 OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")  # what the figure can be saved as
@@ -61,7 +64,8 @@ def capture_gates(model: nn.Module, x: torch.Tensor) -> list[dict[str, Any]]:
 
     Returns:
         (list[dict]): ``name`` (module path), ``index`` (layer index in the YAML, when known), ``shape`` (C, H, W) of
-            the layer input and ``gates`` (``cw``, ``hc`` and, unless ``no_spatial``, ``hw``; batch element 0, CPU float).
+            the layer input and ``gates`` (``cw``, ``hc`` and, unless ``no_spatial``, ``hw``; batch element 0, CPU
+            float).
 
     Raises:
         ValueError: If the model has no TripletAttention layer.
@@ -119,11 +123,10 @@ def visualize(
     """
     from .loading import load_model
 
-    if isinstance(imgsz, bool) or not isinstance(imgsz, int) or imgsz < 32 or imgsz % 32:
-        raise ValueError(f"imgsz must be a positive multiple of 32, got {imgsz!r}")
+    check_int("imgsz", imgsz, 32, multiple_of=32)
     out = Path(out)
     if out.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise ValueError(f"output '{out}' must end in one of {', '.join(OUTPUT_SUFFIXES)}")
+        raise fail(ValueError, "out", f"'{out}' must end in one of {', '.join(OUTPUT_SUFFIXES)}")
     rgb = letterbox(image, imgsz)
     net = load_model(model)
     x = torch.from_numpy(rgb).permute(2, 0, 1).float().div(255).unsqueeze(0)
@@ -134,7 +137,6 @@ def visualize(
 
 def _draw(rgb: np.ndarray, layers: list[dict[str, Any]], out: Path, title: str) -> Path:
     """Lay out one row per layer: image + spatial gate, C–W gate, H–C gate."""
-    from matplotlib.figure import Figure  # no pyplot: the caller's matplotlib backend and figures stay as they are
     from matplotlib.ticker import FormatStrFormatter, MaxNLocator
 
     def colorbar(im, ax):
@@ -143,47 +145,44 @@ def _draw(rgb: np.ndarray, layers: list[dict[str, Any]], out: Path, title: str) 
         bar.update_ticks()
 
     n = len(layers)
-    fig = Figure(figsize=(13.5, 4.0 * n))
-    axes = fig.subplots(n, 3, squeeze=False)
-    size = rgb.shape[0]
-    for row, layer in zip(axes, layers):
-        c, h, w = layer["shape"]
-        label = f"layer {layer['index']}" if layer["index"] is not None else layer["name"]
-        g = layer["gates"]
+    with figure(out, (13.5, 4.0 * n), dpi=100) as fig:
+        axes = fig.subplots(n, 3, squeeze=False)
+        size = rgb.shape[0]
+        for row, layer in zip(axes, layers):
+            c, h, w = layer["shape"]
+            label = f"layer {layer['index']}" if layer["index"] is not None else layer["name"]
+            g = layer["gates"]
 
-        ax = row[0]
-        ax.imshow(rgb)
-        if "hw" in g:
-            hw = g["hw"][0].numpy()  # (H, W)
-            up = cv2.resize(hw, (size, size), interpolation=cv2.INTER_LINEAR)
-            im = ax.imshow(up, cmap="jet", alpha=0.45)
+            ax = row[0]
+            ax.imshow(rgb)
+            if "hw" in g:
+                hw = g["hw"][0].numpy()  # (H, W)
+                up = cv2.resize(hw, (size, size), interpolation=cv2.INTER_LINEAR)
+                im = ax.imshow(up, cmap="jet", alpha=0.45)
+                colorbar(im, ax)
+                ax.set_title(f"{label}: spatial H–W gate ({h}×{w}) on image", fontsize=9)
+            else:
+                ax.set_title(f"{label}: no spatial gate (no_spatial=True)", fontsize=9)
+            ax.set_xlabel("x (pixels)")
+            ax.set_ylabel("y (pixels)")
+
+            ax = row[1]
+            cw = g["cw"][:, 0, :].numpy()  # (C, W)
+            im = ax.imshow(cw, cmap="viridis", aspect="auto", interpolation="nearest")
             colorbar(im, ax)
-            ax.set_title(f"{label}: spatial H–W gate ({h}×{w}) on image", fontsize=9)
-        else:
-            ax.set_title(f"{label}: no spatial gate (no_spatial=True)", fontsize=9)
-        ax.set_xlabel("x (pixels)")
-        ax.set_ylabel("y (pixels)")
+            ax.set_title(f"{label}: C–W gate ({c} channels × {w} columns)", fontsize=9)
+            ax.set_xlabel("width (W)")
+            ax.set_ylabel("channel (C)")
 
-        ax = row[1]
-        cw = g["cw"][:, 0, :].numpy()  # (C, W)
-        im = ax.imshow(cw, cmap="viridis", aspect="auto", interpolation="nearest")
-        colorbar(im, ax)
-        ax.set_title(f"{label}: C–W gate ({c} channels × {w} columns)", fontsize=9)
-        ax.set_xlabel("width (W)")
-        ax.set_ylabel("channel (C)")
-
-        ax = row[2]
-        hc = g["hc"][:, :, 0].numpy().T  # (C, H) -> (H, C)
-        im = ax.imshow(hc, cmap="viridis", aspect="auto", interpolation="nearest")
-        colorbar(im, ax)
-        ax.set_title(f"{label}: H–C gate ({h} rows × {c} channels)", fontsize=9)
-        ax.set_xlabel("channel (C)")
-        ax.set_ylabel("height (H)")
-        for a in row[1:]:
-            a.xaxis.set_major_locator(MaxNLocator(integer=True))
-            a.yaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.suptitle(f"TripletAttention gates of {title} (sigmoid outputs; {n} layer{'s' * (n > 1)})", fontsize=11)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
+            ax = row[2]
+            hc = g["hc"][:, :, 0].numpy().T  # (C, H) -> (H, C)
+            im = ax.imshow(hc, cmap="viridis", aspect="auto", interpolation="nearest")
+            colorbar(im, ax)
+            ax.set_title(f"{label}: H–C gate ({h} rows × {c} channels)", fontsize=9)
+            ax.set_xlabel("channel (C)")
+            ax.set_ylabel("height (H)")
+            for a in row[1:]:
+                a.xaxis.set_major_locator(MaxNLocator(integer=True))
+                a.yaxis.set_major_locator(MaxNLocator(integer=True))
+        fig.suptitle(f"TripletAttention gates of {title} (sigmoid outputs; {n} layer{'s' * (n > 1)})", fontsize=11)
     return out

@@ -10,7 +10,7 @@ started as a pass-through (``init_pass_through``): the network computes almost e
 instead of every inserted gate halving the features the next pretrained layer was trained on. Set
 ``ULTRALYTICS_TRIPLET_PASS_THROUGH=0`` (or ``pass_through=False``) to keep the paper's initialisation instead.
 
-``install_load_patch`` wraps ``BaseModel.load`` (applied by ``patch.install``), which every route shares:
+:func:`aligned_load` is what ``BaseModel.load`` runs (``integration.py`` wraps it), which every route shares:
 ``YOLO(cfg).load(pt)``, ``train(pretrained=pt)``, ``yolo train ... pretrained=pt`` and its DDP workers.
 """
 
@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,18 +26,24 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import _compat, _env
 from ._text import PREFIX, one_line
 from .loading import build_model, layer_list, load_checkpoint
 
-__all__ = ("ENV_PASS_THROUGH", "TransferReport", "save_transferred", "transfer_weights")
+__all__ = ("ENV_PASS_THROUGH", "MostlyUnusedError", "TransferReport", "aligned_load", "save_transferred",
+           "transfer_weights")
 
-ENV_PASS_THROUGH = "ULTRALYTICS_TRIPLET_PASS_THROUGH"
+ENV_PASS_THROUGH = _env.PASS_THROUGH
 _MOSTLY_UNUSED = 0.5  # warn when more than this share of the source's tensors finds no place
 
 
 def pass_through_enabled() -> bool:
     """Whether inserted layers start as pass-throughs (the default; ``ULTRALYTICS_TRIPLET_PASS_THROUGH=0`` opts out)."""
-    return os.environ.get(ENV_PASS_THROUGH, "1").strip().lower() not in ("0", "false", "no", "off")
+    return _env.flag(ENV_PASS_THROUGH, default=True)
+
+
+class MostlyUnusedError(ValueError):
+    """Most of a source's tensors find no place in the target: probably another family or scale."""
 
 
 @dataclass
@@ -211,7 +215,8 @@ def _describe(report: TransferReport, target: nn.Sequential) -> str:
         elif started:
             note += f", {started} initialised to preserve the pretrained function"
         else:
-            note += f" {'received no weights and kept' if not inserted else 'kept'} {'their' if s else 'its'} initial values"
+            kept = "received no weights and kept" if not inserted else "kept"
+            note += f" {kept} {'their' if s else 'its'} initial values"
     return note
 
 
@@ -223,7 +228,7 @@ def _noted_transfer_line(note: str, verbose: bool):
     seen = []
 
     def add_note(record: logging.LogRecord) -> bool:
-        if not seen and isinstance(record.msg, str) and record.msg.startswith("Transferred "):
+        if not seen and isinstance(record.msg, str) and record.msg.startswith(_compat.TRANSFERRED):
             record.msg = f"{record.msg} ({note})"
             seen.append(record)
         return True
@@ -259,13 +264,17 @@ def unused_message(report: TransferReport, what: str) -> str:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def _aligned_load(load, model: nn.Module, weights: Any, verbose: bool, pass_through: bool) -> TransferReport | None:
+def aligned_load(load, model: nn.Module, weights: Any, verbose: bool = True) -> TransferReport | None:
     """Run ultralytics' ``load`` with the source re-numbered to ``model``'s layers; return the report.
+
+    This is what ``BaseModel.load`` does with this package installed (``integration.py`` wraps it). Inserted layers
+    start as pass-throughs unless ``ULTRALYTICS_TRIPLET_PASS_THROUGH=0``.
 
     Returns None (and leaves everything to ``load`` as it is) when there is nothing to align: the source has no
     layer list, or its layers are the target's one for one.
     """
-    source = (weights.get("ema") or weights["model"]) if isinstance(weights, dict) else weights
+    pass_through = pass_through_enabled()
+    source = _compat.checkpoint_model(weights) if isinstance(weights, dict) else weights
     try:
         src_layers, tgt_layers = layer_list(source, "source"), layer_list(model, "model")
     except ValueError:
@@ -294,31 +303,6 @@ def _carry(copy_into, source: nn.Module, src_layers: nn.Sequential, tgt_layers: 
     report = _report(pairs, src_layers, tgt_layers)
     report.pass_through = plan.pass_through
     return report
-
-
-def install_load_patch(tasks) -> None:
-    """Wrap ``tasks.BaseModel.load`` so every pretrained-weight route aligns layer lists (idempotent)."""
-    base = tasks.BaseModel
-    if getattr(base.load, "_ultralytics_triplet", False):
-        return
-    original = base.load
-
-    @functools.wraps(original)
-    def load(self, weights, verbose=True):
-        if _aligned_load(original, self, weights, verbose, pass_through_enabled()) is None:
-            return original(self, weights, verbose=verbose)
-        return None
-
-    load._ultralytics_triplet = True
-    load._original = original
-    base.load = load
-
-
-def _original_load():
-    """ultralytics' own ``BaseModel.load`` (unwrapped)."""
-    from ultralytics.nn.tasks import BaseModel
-
-    return getattr(BaseModel.load, "_original", BaseModel.load)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -363,7 +347,8 @@ def transfer_weights(
         raise ValueError("no source tensor fits the target model: the two share no layer of the same type and shape")
     def copy_into(view: nn.Module) -> None:
         if isinstance(model, BaseModel):
-            _original_load()(model, view, verbose=False)  # ultralytics' own copy, with its head and channel cases
+            # ultralytics' own copy, with its head and channel cases
+            _compat.original_load()(model, view, verbose=False)
             return
         state = model.state_dict()
         with torch.no_grad():
@@ -410,7 +395,7 @@ def save_transferred(
     except ValueError as e:
         raise ValueError(f"cannot transfer {Path(base).name} into {cfg}: {one_line(e)}") from None
     if strict and report.unused_share > _MOSTLY_UNUSED:
-        raise ValueError(f"{unused_message(report, Path(base).name)} Pass --force to write it anyway")
+        raise MostlyUnusedError(f"{unused_message(report, Path(base).name)} (strict=True: nothing written)")
     if isinstance(names, (list, tuple)):
         names = dict(enumerate(names))
     if isinstance(names, dict) and len(names) == model.yaml.get("nc"):

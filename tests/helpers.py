@@ -1,0 +1,183 @@
+"""What several test files share: running code as a user would (a fresh interpreter, the console scripts) and reading
+what it printed, the checks of a usage error, and the stock model configs with a few model helpers.
+
+Fixtures live in conftest.py; this module holds plain functions and constants, imported as ``from helpers import``.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+import torch
+import ultralytics
+import ultralytics.nn.tasks as tasks
+import yaml
+from torch import nn
+from ultralytics.nn.tasks import DetectionModel, guess_model_scale, yaml_model_load
+
+from ultralytics_triplet import insert_layers
+from ultralytics_triplet._compat import OTHER_MODEL_CLASSES
+
+IMGSZ = 64  # tiny images keep every end-to-end test within seconds on 2 CPU cores
+SITE = Path(sysconfig.get_paths()["purelib"])  # where the wheel put the package and its start-up files
+
+needs_safe_load = pytest.mark.skipif(not hasattr(tasks, "_SafeLoad"), reason="restricted loading arrived in 8.4")
+
+
+# ---------------------------------------------------------------------------------------------- processes and the CLI
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """Return os.environ without our opt-outs and PYTHONPATH to this checkout, plus ``extra``.
+
+    Everything else is inherited, the throw-away ``YOLO_CONFIG_DIR`` that conftest.py sets included.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ULTRALYTICS_TRIPLET", "ULTRALYTICS_SAFE_LOAD"))}
+    env.update(extra)
+    env.setdefault("OMP_NUM_THREADS", "2")
+    return env
+
+
+def run(cmd: list[str], cwd: Path, timeout: int = 600, **env: str) -> subprocess.CompletedProcess:
+    """Run ``cmd`` in ``cwd`` with a clean environment; output captured as text."""
+    return subprocess.run(cmd, cwd=cwd, env=clean_env(**env), capture_output=True, text=True, timeout=timeout)
+
+
+def run_python(code: str, cwd: Path, *args: str, timeout: int = 600, **env: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a new interpreter (the same one running the tests) and return the finished process."""
+    return run([sys.executable, *args, "-c", code], cwd, timeout=timeout, **env)
+
+
+def said(p: subprocess.CompletedProcess) -> list[str]:
+    """The lines a subprocess printed with ``print("@@", ...)``: its answers, apart from ultralytics' own logging."""
+    return [line[3:] for line in p.stdout.splitlines() if line.startswith("@@ ")]
+
+
+def run_ddp_worker(trainer, cwd: Path) -> subprocess.CompletedProcess:
+    """Write the script ultralytics starts in every DDP process for ``trainer`` and run it in a fresh interpreter.
+
+    The script must not import this package (a worker has only ultralytics and the installed start-up hook); it and
+    the trainer file it loads are removed afterwards.
+    """
+    from ultralytics.utils.dist import generate_ddp_file
+
+    worker = Path(generate_ddp_file(trainer))
+    try:
+        assert "ultralytics_triplet" not in worker.read_text()
+        return run([sys.executable, str(worker)], cwd)
+    finally:
+        for leftover in (worker, worker.with_suffix(".pt")):
+            leftover.unlink(missing_ok=True)
+
+
+def script(name: str) -> str:
+    """Return the path of a console script installed beside the running interpreter (e.g. ``yolo``)."""
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        pytest.fail(f"{name} is not installed beside {sys.executable}")
+    return str(path)
+
+
+def cli() -> list[str]:
+    """The installed console script; ``python -m ultralytics_triplet.cli`` where it is not installed yet."""
+    if (Path(sys.executable).parent / "ultralytics-triplet").exists():
+        return [script("ultralytics-triplet")]
+    return [sys.executable, "-m", "ultralytics_triplet.cli"]
+
+
+def assert_usage_error(code: int, err: str, *words: str) -> None:
+    """Exit status 2 and exactly one ``ultralytics-triplet...: error: ...`` line containing ``words``, no traceback."""
+    assert code == 2
+    lines = [line for line in err.splitlines() if re.match(r"ultralytics-triplet( \w+)?: error: ", line)]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+# ------------------------------------------------------------------------------------------ stock configs and models
+
+CFG_DIR = Path(ultralytics.__file__).parent / "cfg" / "models"  # the model configs of the ultralytics under test
+ALL_STOCK = sorted(p.name for p in CFG_DIR.rglob("*.yaml"))
+STOCK = [n for n in ALL_STOCK if not any(s in n for s in OTHER_MODEL_CLASSES)]  # YOLO models, with placements
+OTHER = [n for n in ALL_STOCK if n not in STOCK]  # other model classes (RT-DETR, YOLO-World, ...)
+
+
+def at_scale_n(stock: str) -> str:
+    """The name a user writes for ``stock`` at scale n: 'yolov8-p2.yaml' -> 'yolov8n-p2.yaml'; per-scale files as is."""
+    d = yaml.safe_load(next(CFG_DIR.rglob(stock)).read_text())
+    if "n" in (d.get("scales") or {}) and not guess_model_scale(stock):
+        return re.sub(r"(\d+)", r"\1n", stock, count=1)
+    return stock
+
+
+def variant(stock: str, placement: str) -> str:
+    """'yolov8-p2.yaml', '-neck' -> 'yolov8n-p2-triplet-neck.yaml'."""
+    return at_scale_n(stock).replace(".yaml", f"-triplet{placement}.yaml")
+
+
+def flat(out) -> list[torch.Tensor]:
+    """All tensors in a (nested) model output, in order (a dict's in the order of its sorted keys)."""
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, dict):
+        return [t for k in sorted(out) for t in flat(out[k])]
+    if isinstance(out, (list, tuple)):
+        return [t for x in out for t in flat(x)]
+    return []
+
+
+def run_model(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """Eval-mode forward, flattened."""
+    with torch.no_grad():
+        return flat(model.eval()(x))
+
+
+def trained_like(cfg: str | dict = "yolov5n.yaml", nc: int = 3, seed: int = 0) -> DetectionModel:
+    """A model whose every tensor (BN statistics included) differs from any initialisation, with class names."""
+    torch.manual_seed(seed)
+    model = DetectionModel(copy.deepcopy(cfg) if isinstance(cfg, dict) else yaml_model_load(cfg), nc=nc,
+                           verbose=False)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for k, t in model.state_dict().items():
+            if k.endswith("running_var"):
+                t.copy_(torch.rand(t.shape, generator=g) + 0.5)
+            elif t.is_floating_point():
+                t.add_(torch.randn(t.shape, generator=g) * 0.05)
+    model.names = {i: f"class{i}" for i in range(nc)}
+    return model.eval()
+
+
+def dense_cfg() -> dict:
+    """yolov5n with TripletAttention after every C3 (backbone and neck): 8 inserted rows."""
+    d = yaml_model_load("yolov5n.yaml")
+    return insert_layers(d, after=[i for i, r in enumerate(d["backbone"] + d["head"]) if r[2] == "C3"])
+
+
+def pair(no_spatial: bool = False, k: int = 7, seed: int = 0):
+    """The official formulation (``ultralytics_triplet.reference``) and our module, holding the same random weights.
+
+    BN affine parameters and running statistics included, so the two compute the same function in train and eval mode.
+    """
+    import torch
+
+    from ultralytics_triplet import TripletAttention
+    from ultralytics_triplet.reference import ReferenceTriplet
+
+    torch.manual_seed(seed)
+    ref = ReferenceTriplet(no_spatial=no_spatial, kernel_size=k)
+    with torch.no_grad():
+        for name, t in ref.state_dict().items():
+            if t.is_floating_point():
+                t.copy_(torch.rand_like(t) + 0.5 if "running_var" in name else torch.randn_like(t))
+    ours = TripletAttention(no_spatial=no_spatial, kernel_size=k)
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    return ref, ours

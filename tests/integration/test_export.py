@@ -1,0 +1,134 @@
+"""A triplet model through ultralytics' exporter, run by each format's own runtime, compared with PyTorch.
+
+Fast formats (tools from the ``test`` extra) run with the suite; heavy ones (PaddlePaddle, ExecuTorch, TensorFlow:
+large installs, minutes to export) are marked ``heavy`` and run last by ``scripts/test.sh`` while its time budget
+allows.
+``scripts/export_table.py`` covers every format.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers import IMGSZ
+
+pytestmark = [pytest.mark.slow, pytest.mark.newest_only]
+
+
+def export(fmt: str, tmp_path: Path, monkeypatch, cfg: str = "yolov5n-triplet.yaml") -> tuple:
+    """Export ``cfg`` (random weights) to ``fmt`` in ``tmp_path``; return (input, PyTorch output, exported file)."""
+    from ultralytics import YOLO
+
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    model = YOLO(cfg)
+    net = model.model.float().eval()
+    x = torch.rand(1, 3, IMGSZ, IMGSZ, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = net(x)[0].numpy()
+    return x, expected, model.export(format=fmt, imgsz=IMGSZ, device="cpu")
+
+
+def run(f: str | Path, x: torch.Tensor) -> np.ndarray:
+    """Run exported file ``f`` on ``x`` through ultralytics' AutoBackend (the format's own runtime)."""
+    from ultralytics.nn.autobackend import AutoBackend
+
+    y = AutoBackend(str(f), device=torch.device("cpu"), fp16=False)(x)
+    y = y[0] if isinstance(y, (list, tuple)) else y
+    return (y.numpy() if torch.is_tensor(y) else np.asarray(y)).astype(np.float32)
+
+
+def export_and_run(fmt: str, tmp_path: Path, monkeypatch, cfg: str = "yolov5n-triplet.yaml") -> tuple:
+    """Export ``cfg`` (random weights) to ``fmt`` in ``tmp_path``; return (PyTorch output, exported model's output)."""
+    x, expected, f = export(fmt, tmp_path, monkeypatch, cfg)
+    return expected, run(f, x)
+
+
+def needs(*modules: str):
+    """Skip unless every module is importable (the format's tools are installed)."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    return pytest.mark.skipif(bool(missing), reason=f"not installed: {', '.join(missing)}")
+
+
+FAST = [
+    pytest.param("torchscript", id="torchscript"),
+    pytest.param("onnx", marks=needs("onnx", "onnxruntime"), id="onnx"),
+    pytest.param("openvino", marks=needs("openvino"), id="openvino"),
+    pytest.param("ncnn", marks=needs("ncnn", "pnnx"), id="ncnn"),
+    pytest.param("mnn", marks=needs("MNN", "onnx"), id="mnn"),
+]
+
+
+@pytest.mark.parametrize("fmt", FAST)
+def test_exported_triplet_model_matches_pytorch(fmt, tmp_path, monkeypatch):
+    expected, got = export_and_run(fmt, tmp_path, monkeypatch)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max())
+
+
+HEAVY = [
+    pytest.param("paddle", marks=needs("paddle", "x2paddle"), id="paddle"),
+    pytest.param("executorch", marks=needs("executorch"), id="executorch"),
+]
+
+
+@pytest.mark.heavy
+@pytest.mark.parametrize("fmt", HEAVY)
+def test_heavy_export_matches_pytorch(fmt, tmp_path, monkeypatch):
+    expected, got = export_and_run(fmt, tmp_path, monkeypatch)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max())
+
+
+@needs("onnx", "onnxruntime")
+def test_onnx_at_opset_17_passes_onnxruntime_quantization_preprocessing(tmp_path, monkeypatch):
+    """ultralytics' QNN export starts with ONNX Runtime's ``quant_pre_process``, whose symbolic shape inference loses
+    ReduceMax's output shape at opset >= 18 (axes became an input; onnxruntime PR #32376, open) and then fails on the
+    Z-pool's Unsqueeze. At opset 17 (``export(format="qnn", opset=17)``) the triplet model passes that step, and the
+    pre-processed graph still computes what PyTorch does."""
+    import onnxruntime as ort
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    from ultralytics import YOLO
+
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    model = YOLO("yolov5n-triplet.yaml")
+    x = torch.rand(1, 3, IMGSZ, IMGSZ, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = model.model.float().eval()(x)[0].numpy()
+    f = model.export(format="onnx", imgsz=IMGSZ, device="cpu", opset=17, simplify=True)
+    quant_pre_process(f, str(tmp_path / "pre.onnx"))
+    session = ort.InferenceSession(str(tmp_path / "pre.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max())
+
+
+@pytest.mark.heavy
+@needs("tensorflow", "onnx2tf", "ai_edge_litert")
+def test_tensorflow_saved_model_and_its_tflite_match_pytorch(tmp_path, monkeypatch):
+    from ai_edge_litert.interpreter import Interpreter
+
+    # ultralytics downloads onnx2tf's 20 sample images into the working directory (onnx2tf checks its conversion on
+    # them); any images in [0, 1] do, and these need no network
+    sample = np.random.default_rng(0).random((20, 128, 128, 3), dtype=np.float32)
+    np.save(tmp_path / "calibration_image_sample_data_20x128x128x3_float32.npy", sample)
+    x, expected, f = export("saved_model", tmp_path, monkeypatch)
+    got = run(f, x)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max())
+
+    # The TFLite model onnx2tf writes beside it, run by LiteRT's interpreter: ultralytics 8.4.190's LiteRT backend
+    # scales boxes by imgsz, which only its litert and edgetpu exports need (plain yolov5n reads 64x too)
+    tflite = sorted(Path(f).glob("*_float32.tflite"))
+    assert len(tflite) == 1, sorted(p.name for p in Path(f).iterdir())
+    interpreter = Interpreter(model_path=str(tflite[0]))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x.permute(0, 2, 3, 1).numpy())  # NHWC
+    interpreter.invoke()
+    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max())

@@ -1,0 +1,171 @@
+"""``ultralytics-triplet study`` end to end: its help, and tiny studies that train.
+
+The training tests train yolov5n and its bundled placements (``triplet``, ``triplet-neck``) for 1-3 epochs on 16
+synthetic 64 px images: the numbers mean nothing, the tests check what the study does with them.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import IMGSZ, assert_usage_error, clean_env, cli, run
+
+from ultralytics_triplet import run_study as study
+from ultralytics_triplet.cli import main
+from ultralytics_triplet.data import make_shapes_dataset
+from ultralytics_triplet.study.stats import paired_interval, verdict
+
+pytestmark = pytest.mark.compat  # but for the Ray test, marked newest_only
+
+
+TINY = dict(model="yolov5n.yaml", seeds=2, epochs=1, imgsz=IMGSZ, batch=8, device="cpu", workers=0, latency_runs=2)
+
+
+def snapshot(directory: Path) -> dict[str, tuple[int, int]]:
+    """Size and modification time of every file under ``directory``: equal snapshots mean nothing was written."""
+    return {str(p.relative_to(directory)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    """Rows of a CSV file."""
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def table_row(text: str, config: str) -> str:
+    """The line of a study table that starts with ``config``."""
+    lines = [line for line in text.splitlines() if line.split(" ")[0] == config]
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+def test_help(tmp_path):
+    p = run([*cli(), "study", "--help"], tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("usage: ultralytics-triplet study")
+    for option in ("--data", "--placements", "--seeds", "--pretrained", "--device", "--backend", "--address"):
+        assert option in p.stdout
+    assert not list(tmp_path.iterdir())
+
+
+# ---------------------------------------------------------------------------------------------------------- end to end
+
+
+@pytest.mark.slow
+def test_local_study_writes_table_csv_and_chart_and_a_second_call_trains_nothing(tmp_path, capsys):
+    data = make_shapes_dataset(tmp_path / "data", n_train=16, n_val=8, imgsz=IMGSZ)
+    out = tmp_path / "study"
+    result = study(data, placements=["triplet", "triplet-neck"], out=out, **TINY)
+    configs = ["yolov5n.yaml", "yolov5n-triplet.yaml", "yolov5n-triplet-neck.yaml"]
+    assert (result.trained, result.resumed, result.reused) == (6, 0, 0)
+
+    # study.txt: the returned table, one row per variant named by its config, the verdict column
+    text = (out / "study.txt").read_text(encoding="utf-8")
+    assert text == result.table + "\n"
+    assert [r["config"] for r in result.rows] == configs
+    assert table_row(text, configs[0]).endswith("baseline")
+    for r in result.rows[1:]:
+        assert r["verdict"] in table_row(text, r["config"])
+        assert r["verdict"] == verdict(r["d1"], "mAP50-95")
+        assert r["parameters"] - result.rows[0]["parameters"] == 300 * (1 if r["config"].endswith("-triplet.yaml")
+                                                                         else 3)
+
+    # study.csv: one row per run, and the table's figures follow from it
+    runs = read_csv(out / "study.csv")
+    assert sorted((r["config"], r["seed"]) for r in runs) == sorted((c, s) for c in configs for s in ("0", "1"))
+    for r in runs:
+        assert r["epochs"] == "1" and r["status"] == "trained"
+        assert 0.0 <= float(r["mAP50-95"]) <= float(r["mAP50"]) <= 1.0
+        assert (out / r["weights"]).is_file() and (out / r["run_dir"] / "results.csv").is_file()
+    value = {(r["config"], int(r["seed"])): float(r["mAP50-95"]) for r in runs}
+    for row in result.rows:
+        mine = [value[row["config"], s] for s in (0, 1)]
+        assert f"{sum(mine) / 2:.4f} ± " in table_row(text, row["config"])
+        if row["d1"] is not None:
+            d = paired_interval([value[configs[0], s] for s in (0, 1)], mine)
+            assert f"{d['mean']:+.4f} [{d['lo']:+.4f}, {d['hi']:+.4f}]" in table_row(text, row["config"])
+
+    # study.png: a real picture
+    import matplotlib.image
+
+    png = matplotlib.image.imread(out / "study.png")
+    assert png.shape[0] > 200 and png.shape[1] > 400 and png.std() > 0
+
+    # the same call again: everything reused, no weights touched
+    before = snapshot(out / "runs")
+    again = study(data, placements=["triplet", "triplet-neck"], out=out, **TINY)
+    assert (again.trained, again.resumed, again.reused) == (0, 0, 6)
+    assert snapshot(out / "runs") == before
+    assert [r["m1"] for r in again.rows] == [r["m1"] for r in result.rows]
+
+    # other settings or other data: a different study, refused without touching anything
+    everything = snapshot(out)
+    base = ["study", "--data", str(data), "--model", "yolov5n.yaml", "--placements", "triplet", "--seeds", "2",
+            "--epochs", "1", "--imgsz", str(IMGSZ), "--batch", "8", "--device", "cpu", "--out", str(out)]
+    capsys.readouterr()
+    assert_usage_error(main([*base[:-6], "--batch", "4", *base[-4:]]), capsys.readouterr().err,
+                       "holds a different study", "batch")
+    (data.parent / "images" / "train" / "00000.png").write_bytes(b"changed")
+    assert_usage_error(main(base), capsys.readouterr().err, "holds a different study", "data")
+    assert snapshot(out) == everything
+
+
+@pytest.mark.slow
+def test_an_interrupted_study_resumes_the_interrupted_run_and_trains_the_rest(shapes_data, tmp_path):
+    out = tmp_path / "study"
+    cmd = [*cli(), "study", "--data", str(shapes_data), "--model", "yolov5n.yaml", "--placements", "triplet",
+           "--seeds", "2", "--epochs", "3", "--imgsz", str(IMGSZ), "--batch", "8", "--device", "cpu",
+           "--workers", "0", "--latency-runs", "2", "--out", str(out)]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    last = out / "runs" / "yolov5n-seed0" / "weights" / "last.pt"
+    deadline = time.time() + 300
+    while not last.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)  # Ctrl-C, right after the first run saved its first epoch
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert "interrupted; run the same command again" in err
+    ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    assert ckpt["epoch"] < 2 and ckpt["optimizer"] is not None, "the run finished before the interrupt"
+    assert not (out / "records" / "yolov5n-seed0.json").exists()  # not recorded as finished
+
+    p = run(cmd, tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    records = {r["run"]: r for r in map(json.loads, map(Path.read_text, (out / "records").glob("*.json")))}
+    assert sorted(records) == ["yolov5n-seed0", "yolov5n-seed1", "yolov5n-triplet-seed0", "yolov5n-triplet-seed1"]
+    assert records.pop("yolov5n-seed0")["status"] == "resumed"
+    assert {r["status"] for r in records.values()} == {"trained"}
+    rows = read_csv(out / "study.csv")
+    assert {r["epochs"] for r in rows} == {"3"}  # the resumed run's results.csv holds all three epochs
+    assert (out / "study.txt").is_file() and (out / "study.png").is_file()
+
+
+@pytest.mark.newest_only
+@pytest.mark.slow
+def test_ray_backend_trains_each_run_in_a_worker_process(tmp_path):
+    pytest.importorskip("ray")
+    import ultralytics_triplet
+
+    data = make_shapes_dataset(tmp_path / "data", n_train=16, n_val=8, imgsz=IMGSZ)
+    out = tmp_path / "study"
+    result = study(data, placements=["triplet"], out=out, backend="ray", **TINY)
+    assert (result.trained, result.reused) == (4, 0)
+    records = [json.loads(p.read_text()) for p in sorted((out / "records").glob("*.json"))]
+    assert len(records) == 4
+    for r in records:
+        assert r["pid"] != os.getpid()  # a Ray worker trained it...
+        assert Path(r["package"]) == Path(ultralytics_triplet.__file__).parent  # ...with this very package
+    assert len(read_csv(out / "study.csv")) == 4 and (out / "study.png").is_file()
+    assert "yolov5n-triplet.yaml" in (out / "study.txt").read_text(encoding="utf-8")
+    local = study(data, placements=["triplet"], out=out, backend="local", **TINY)  # the backend is not a setting
+    assert (local.trained, local.reused) == (0, 4)

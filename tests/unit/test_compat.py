@@ -1,0 +1,140 @@
+"""``ultralytics_triplet._compat``: the supported range, declared once in pyproject.toml and read back from the
+installed metadata, and each ultralytics internal the package relies on, pinned by a test of its own.
+
+The names ``integration.install`` wraps are checked at install time (``_compat.check``); the tests below pin the
+behaviours that cannot be checked by name. A failure here names the internal that moved.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import logging
+import os
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from ultralytics.nn.tasks import DetectionModel
+
+from ultralytics_triplet import _compat, insert_layers
+from ultralytics_triplet.nn import GateBatchNorm2d
+
+pytestmark = pytest.mark.compat
+
+
+def declared_range() -> str:
+    """The ultralytics requirement written in this checkout's pyproject.toml."""
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    if not pyproject.is_file():
+        pytest.skip("no pyproject.toml beside the tests")
+    return re.search(r'"ultralytics([<>=!~][^";]*)"', pyproject.read_text())[1]
+
+
+def test_declared_range_has_a_lower_bound_and_no_upper_bound():
+    declared = declared_range()
+    assert re.fullmatch(r">=\d+\.\d+\.\d+", declared), declared
+
+
+@pytest.mark.skipif(os.environ.get("ULTRALYTICS_TRIPLET_TEST_WHEEL") != "1", reason="only under scripts/test.sh")
+def test_runtime_reads_the_range_from_the_installed_metadata():
+    from ultralytics_triplet._compat import oldest_supported, supported_range
+
+    assert supported_range() == declared_range() == f">={oldest_supported()}"
+
+
+def test_the_names_the_patch_wraps_are_all_there():
+    assert _compat.missing_internals(_compat.tasks()) == []
+
+
+def test_base_model_load_logs_the_transferred_line_the_weight_transfer_annotates():
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("ultralytics")
+    logger.addHandler(handler)
+    try:
+        model = DetectionModel("yolov5n.yaml", verbose=False)
+        _compat.original_load()(model, DetectionModel("yolov5n.yaml", verbose=False), verbose=True)
+    finally:
+        logger.removeHandler(handler)
+    assert any(isinstance(r.msg, str) and r.msg.startswith(_compat.TRANSFERRED) for r in records)
+
+
+def test_torch_safe_load_messages_start_with_the_error_mark(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(Exception) as e:
+        _compat.tasks().torch_safe_load(str(bad))
+    text = " ".join(str(e.value).split())
+    assert _compat.ERROR_MARK in text and str(bad) in text
+    stripped = _compat.without_error_mark(text, bad)
+    assert _compat.ERROR_MARK not in stripped and str(bad) not in stripped and stripped
+
+
+def _stem_tests(function) -> set[str]:
+    """The string constants a function tests with ``"..." in stem`` or ``"..." in path.stem``."""
+    found = set()
+    for node in ast.walk(ast.parse(inspect.getsource(function).lstrip())):
+        if isinstance(node, ast.Compare) and isinstance(node.ops[0], ast.In):
+            right = node.comparators[0]
+            name = right.id if isinstance(right, ast.Name) else getattr(right, "attr", "")
+            if name == "stem" and isinstance(node.left, ast.Constant):
+                found.add(node.left.value)
+        if isinstance(node, ast.GeneratorExp):  # any(k in stem for k in ("sam_", ...))
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.Tuple) and all(isinstance(e, ast.Constant) for e in sub.elts):
+                    found.update(e.value for e in sub.elts)
+    return found
+
+
+def test_other_model_classes_cover_every_name_part_the_cli_and_yolo_route_elsewhere():
+    from ultralytics.cfg import entrypoint
+    from ultralytics.models.yolo.model import YOLO
+
+    triggers = _stem_tests(entrypoint) | _stem_tests(YOLO.__init__)
+    assert "rtdetr" in triggers  # the reader finds them
+    assert triggers <= set(_compat.OTHER_MODEL_CLASSES), triggers - set(_compat.OTHER_MODEL_CLASSES)
+
+
+def test_initialize_weights_resets_only_exact_batchnorm2d_which_the_gates_escape():
+    model = DetectionModel(insert_layers("yolov5n.yaml", after=[4]), verbose=False)  # runs initialize_weights
+    plain = [m for m in model.modules() if type(m) is nn.BatchNorm2d]
+    gates = [m for m in model.modules() if isinstance(m, GateBatchNorm2d)]
+    assert plain and gates
+    assert {(m.eps, m.momentum) for m in plain} == {(1e-3, 0.03)}
+    assert {(m.eps, m.momentum) for m in gates} == {(1e-5, 0.01)}
+
+
+def test_select_device_reading_of_cuda_visible_devices_is_recognized():
+    from ultralytics.utils import torch_utils
+
+    source = inspect.getsource(torch_utils.select_device)
+    assert "CUDA_VISIBLE_DEVICES" in source  # the variable is still what select_device works with
+    assert _compat.cuda_ids_are_physical() == (_compat.version_tuple(_compat.ultralytics_version()) < (8, 4))
+
+
+def test_auto_install_switch_is_restored():
+    from ultralytics.utils import checks
+
+    before = checks.AUTOINSTALL
+    with _compat.no_autoinstall():
+        assert checks.AUTOINSTALL is False
+    assert checks.AUTOINSTALL == before
+
+
+def test_results_time_column_sums_over_resumed_sessions(tmp_path):
+    csv = tmp_path / "results.csv"
+    csv.write_text(f"epoch, {_compat.TIME_COLUMN}, metrics/mAP50(B)\n1, 10.0, 0.1\n2, 20.0, 0.2\n3, 5.0, 0.3\n")
+    rows = _compat.read_results_csv(csv)
+    assert [r["epoch"] for r in rows] == [1.0, 2.0, 3.0]
+    assert _compat.train_seconds(rows) == 25.0
+
+
+def test_checkpoint_model_prefers_the_ema():
+    ema, model = nn.Linear(1, 1), nn.Linear(1, 1)
+    assert _compat.checkpoint_model({"ema": ema, "model": model}) is ema
+    assert _compat.checkpoint_model({"ema": None, "model": model}) is model
+    assert _compat.checkpoint_model({"other": torch.zeros(1)}) is None

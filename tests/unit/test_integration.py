@@ -1,0 +1,105 @@
+"""The patch (``ultralytics_triplet.integration``) as ultralytics sees it in this process: the parser and YAML lookup
+resolve the registered names, ``register()`` is idempotent, restricted loading allows the module, and moved
+ultralytics internals fail with one message before anything is patched."""
+
+from __future__ import annotations
+
+import re
+import types
+from pathlib import Path
+
+import pytest
+import ultralytics.nn.tasks as tasks
+from helpers import needs_safe_load
+from ultralytics import YOLO
+from ultralytics.nn.tasks import DetectionModel, yaml_model_load
+
+from ultralytics_triplet import TripletAttention, register
+from ultralytics_triplet._compat import IncompatibleUltralyticsError, supported_range
+from ultralytics_triplet.integration import install
+from ultralytics_triplet.placements import cache_dir
+
+pytestmark = pytest.mark.compat
+
+
+def test_parser_resolves_triplet_attention_by_name():
+    m = DetectionModel(yaml_model_load("yolov5n-triplet.yaml"), verbose=False)
+    assert isinstance(m.model[9], TripletAttention)
+    assert tasks.TripletAttention is TripletAttention  # where parse_model looks names up
+
+
+def test_yolov5_scales_resolve_by_name_like_stock_yolov5():
+    for scale in "nslmx":
+        d = yaml_model_load(f"yolov5{scale}-triplet.yaml")
+        stock = yaml_model_load(f"yolov5{scale}.yaml")
+        assert d["scale"] == stock["scale"] == scale
+        assert d["yaml_file"] == f"yolov5{scale}-triplet.yaml"
+
+
+def test_yolo_class_builds_a_triplet_model_by_bare_name():
+    model = YOLO("yolov5n-triplet.yaml")
+    assert model.task == "detect"
+    assert sum(isinstance(m, TripletAttention) for m in model.model.modules()) == 1
+
+
+def test_unknown_name_still_fails_like_ultralytics():
+    with pytest.raises(FileNotFoundError):
+        yaml_model_load("yolov5n-nosuchthing.yaml")
+
+
+def test_check_yaml_wrapper_passes_arguments_through_as_given():
+    import ultralytics.nn.tasks as tasks
+
+    by_position = tasks.check_yaml("yolov8-obb-triplet.yaml", (".yaml",), False)
+    by_keyword = tasks.check_yaml(file="yolov8-obb-triplet.yaml", hard=False)
+    assert by_position == by_keyword and Path(by_position).parent == cache_dir()
+    with pytest.raises(TypeError):
+        tasks.check_yaml("yolov8.yaml", nonsense=True)  # what the original would say, not swallowed
+
+
+def test_registering_twice_is_harmless():
+    first = register()
+    parse_model = tasks.parse_model
+    second = register()
+    assert tasks.parse_model is parse_model and not hasattr(parse_model.__wrapped__, "__wrapped__")
+    assert first.modules == second.modules
+
+
+@needs_safe_load
+def test_restricted_loading_allows_the_module_and_its_children():
+    register()
+    tasks._SafeLoad._registry = tasks._SafeLoad._build()  # as a first restricted load would build it
+    names = set(tasks._SafeLoad._registry)
+    for cls in ("TripletAttention", "AttentionGate", "ConvBN", "GateBatchNorm2d"):
+        assert f"ultralytics_triplet.nn.{cls}" in names
+
+
+@pytest.mark.parametrize("moved", ["parse_model", "_SafeLoad._build", "BaseModel.load"])
+def test_moved_ultralytics_internals_fail_with_one_clear_message_and_patch_nothing(moved):
+    fake = types.ModuleType("ultralytics.nn.tasks")
+    fake.parse_model = fake.yaml_model_load = lambda *a: None
+    fake.guess_model_task = fake.guess_model_scale = fake.torch_safe_load = lambda *a: None
+    fake.check_yaml = lambda file, suffix=(".yaml", ".yml"), hard=True: None
+    fake._SafeLoad = type("_SafeLoad", (), {"_registry": None, "_build": classmethod(lambda cls: {})})
+    fake.BaseModel = type("BaseModel", (), {"load": lambda self, weights, verbose=True: None})
+    owner, name = moved.rsplit(".", 1) if "." in moved else ("", moved)
+    delattr(getattr(fake, owner) if owner else fake, name)
+    before = dict(vars(fake))
+    with pytest.raises(IncompatibleUltralyticsError, match=rf"no ultralytics.nn.tasks.{moved}.*; .*supports "
+                                                          rf"ultralytics{re.escape(supported_range())}: pip"):
+        install(fake)
+    assert dict(vars(fake)) == before  # checked before anything changed: no half-patched module
+
+
+def test_yolov5_repo_yaml_with_anchors_is_converted_with_a_warning(warnings_logged):
+    d = {
+        "nc": 3,
+        "depth_multiple": 0.33,
+        "width_multiple": 0.25,
+        "anchors": [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119]],
+        "backbone": [[-1, 1, "Conv", [64, 6, 2, 2]], [-1, 1, "Conv", [128, 3, 2]], [-1, 1, "TripletAttention", [128]]],
+        "head": [[-1, 1, "Conv", [128, 3, 2]], [[2, 3], 1, "Detect", ["nc", "anchors"]]],
+    }
+    model = DetectionModel(d, verbose=False)
+    assert model.model[-1].nc == 3
+    assert any("anchors" in w for w in warnings_logged)

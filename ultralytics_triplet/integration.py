@@ -1,0 +1,223 @@
+"""The one module that changes ultralytics: where a YAML name becomes a class.
+
+``install(tasks)`` runs once, right after ``ultralytics.nn.tasks`` executes (the start-up hook, ``_startup.py``), or
+from :func:`register`. Nothing else in this package imports this module. It checks every internal it needs first
+(``_compat.check``), then wraps four names of ``tasks``:
+
+- ``parse_model``: before each model build the registry is applied (:func:`sync`: registered classes put into
+  ``tasks``' globals, where parse_model looks names up with ``globals()[m]``); an unknown name and a YOLOv5-repo
+  YAML with ``anchors`` get a clear message;
+- ``check_yaml``: a bare YAML name ultralytics cannot find is looked up in the registered model directories, then
+  as a named placement (``placements.py``): ``yolov8l-seg-triplet.yaml`` resolves through ultralytics' own
+  ``yolov8-seg-triplet.yaml`` + scale logic to a config generated from ``yolov8-seg.yaml``;
+- ``_SafeLoad._build`` (ultralytics 8.4+): registered classes join the allow-list of restricted checkpoint loading;
+- ``BaseModel.load``: pretrained weights are matched by aligned layers, not by index (``weights.aligned_load``).
+
+Plugins are loaded on the first of those calls, never during ultralytics' import (which is still half-way then).
+Library modules never patch: they ask ``_compat.require_patched()``, so ``ULTRALYTICS_TRIPLET_DISABLE=1`` holds.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+from pathlib import Path
+
+from . import _compat
+from ._text import PREFIX
+
+__all__ = ("install", "register", "sync")
+
+_lock = threading.RLock()
+_tasks = None  # the patched ultralytics.nn.tasks module
+_injected: dict[str, type] = {}  # names this package put into tasks' globals
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """Log ``message`` as an ultralytics warning, once per process."""
+    if message not in _warned:
+        _warned.add(message)
+        # Imported here: on ultralytics 8.3 importing ultralytics.utils runs ultralytics/__init__, which imports
+        # ultralytics.nn.tasks, whose import hook calls install(): a top-level import would run half-way.
+        from ultralytics.utils import LOGGER
+
+        LOGGER.warning(f"{PREFIX} {message}")
+
+
+def _mark(wrapper, original):
+    """Mark ``wrapper`` as this package's and give it ``original``'s name, docs and ``__wrapped__``."""
+    functools.update_wrapper(wrapper, original)
+    setattr(wrapper, _compat.MARK, True)
+    return wrapper
+
+
+def install(tasks) -> None:
+    """Patch the module ``ultralytics.nn.tasks`` once; idempotent. Everything needed is checked before anything changes.
+
+    Raises:
+        IncompatibleUltralyticsError: If ultralytics' internals moved (nothing is patched then).
+    """
+    global _tasks
+    with _lock:
+        if _compat.is_patched(tasks):
+            _tasks = tasks
+            return
+        _compat.check(tasks)
+        version = _compat.ultralytics_version()
+        if _compat.is_older_than_supported(version):
+            _warn_once(f"ultralytics {version} is older than supported; ultralytics-triplet supports "
+                       f"{_compat.install_hint()}")
+        safe = _compat.safe_load(tasks)
+        if not getattr(tasks.BaseModel.load, _compat.MARK, False):
+            tasks.BaseModel.load = _wrap_load(tasks.BaseModel.load)
+        if safe is not None:
+            safe._build = classmethod(_wrap_safe_build(safe._build))
+        tasks.check_yaml = _wrap_check_yaml(tasks.check_yaml)
+        tasks.parse_model = _wrap_parse_model(tasks.parse_model)  # last: is_patched() reads this one
+        _tasks = tasks
+        if safe is not None and safe._registry is not None:  # built before we were imported: extend it now
+            sync()
+
+
+def register():
+    """Patch ultralytics now (importing it if needed) and apply every plugin; return the registry.
+
+    This is the explicit opt-in for processes where the start-up hook did not run (``python -S``, or
+    ``ULTRALYTICS_TRIPLET_DISABLE=1``). Calling it again is harmless.
+    """
+    install(_compat.tasks())
+    return sync()
+
+
+def sync():
+    """Make ultralytics see the current registry: names in tasks' globals and the safe-load allow-list."""
+    from . import plugins
+
+    with _lock:
+        registry = plugins.registry()
+        namespace = vars(_tasks)
+        for name in [n for n in _injected if registry.modules.get(n) is not _injected[n]]:  # unregistered since
+            if namespace.get(name) is _injected.pop(name):
+                del namespace[name]
+        for name, cls in registry.modules.items():
+            existing = namespace.get(name)
+            if existing is None or existing is cls:
+                namespace[name] = _injected[name] = cls
+            else:
+                where = getattr(existing, "__module__", "ultralytics.nn.tasks")
+                _warn_once(
+                    f"module name '{name}' from plugin '{registry.owners[name]}' ({cls.__module__}) clashes with "
+                    f"ultralytics' {where}.{name}; keeping ultralytics' class"
+                )
+        safe = _compat.safe_load(_tasks)
+        if safe is not None and safe._registry is not None:
+            safe._registry.update(_safe_entries(registry))
+        return registry
+
+
+def _safe_entries(registry) -> dict[str, type]:
+    """Return restricted-loading allow-list entries (``"module.QualName": class``) for the registry's classes."""
+    return {f"{c.__module__}.{c.__qualname__}": c for c in registry.safe_classes()}
+
+
+def _wrap_parse_model(parse_model):
+    """Return parse_model that first applies the registry and checks the YAML's module names."""
+
+    def wrapper(d, ch, *args, **kwargs):
+        from .surgery import model_rows
+
+        registry = sync()
+        d = _convert_anchor_yaml(d)
+        for i, (_, _, m, _) in enumerate(model_rows(d)):
+            registry.check_module_name(m, f" in row {i} of the model YAML")
+        return parse_model(d, ch, *args, **kwargs)
+
+    return _mark(wrapper, parse_model)
+
+
+def _convert_anchor_yaml(d: dict) -> dict:
+    """Turn a YOLOv5-repo YAML (``anchors:`` and ``Detect, [nc, anchors]``) into ultralytics' anchor-free form."""
+    from .surgery import model_rows
+
+    rows = model_rows(d)
+    if "anchors" not in d and not any(isinstance(r[3], list) and "anchors" in r[3] for r in rows):
+        return d
+    _warn_once(
+        "this model YAML is in the YOLOv5-repo format (anchors); ultralytics builds an anchor-free head, so "
+        "'anchors' was dropped from it and the head's args. Weights trained in the YOLOv5 repo will not load into it"
+    )
+    d = {k: v for k, v in d.items() if k != "anchors"}
+    for part in ("backbone", "head"):
+        d[part] = [[f, n, m, [a for a in args if a != "anchors"]] for f, n, m, args in d.get(part, [])]
+    return d
+
+
+def _wrap_check_yaml(check_yaml):
+    """Return check_yaml that falls back to the registered model directories, then to named placements, for bare names.
+
+    Every argument passes through as given; only ``hard`` is read and, for the first search, overridden.
+    """
+    signature = inspect.signature(check_yaml)
+    first = next(iter(signature.parameters))
+
+    def wrapper(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        hard = bound.arguments["hard"]
+        found = _call(check_yaml, bound, hard=False)
+        if found:
+            return found
+        name = str(bound.arguments[first]).strip()
+        if name and Path(name).name == name:
+            from . import placements, plugins
+
+            def lookup(bare: str):
+                """Find a config by bare name as ultralytics and the plugins do, without generating placements."""
+                return _call(check_yaml, bound, **{first: bare, "hard": False}) or plugins.registry().find_model_yaml(
+                    bare
+                )
+
+            hit = lookup(name) or placements.resolve(name, lookup)
+            if hit:
+                return str(hit)
+        return _call(check_yaml, bound, hard=True) if hard else found
+
+    return _mark(wrapper, check_yaml)
+
+
+def _call(function, bound: inspect.BoundArguments, **overrides):
+    """Call ``function`` with the bound arguments, some replaced."""
+    arguments = {**bound.arguments, **overrides}
+    call = bound.signature.bind_partial()
+    call.arguments.update(arguments)
+    return function(*call.args, **call.kwargs)
+
+
+def _wrap_safe_build(build):
+    """Return ``_SafeLoad._build`` whose allow-list also holds the registered classes."""
+
+    def wrapper(cls):
+        from . import plugins
+
+        return {**build(), **_safe_entries(plugins.registry())}
+
+    return _mark(wrapper, build)
+
+
+def _wrap_load(load):
+    """Return ``BaseModel.load`` that aligns layer lists, so every pretrained-weight route carries every tensor.
+
+    Every route shares it: ``YOLO(cfg).load(pt)``, ``train(pretrained=pt)``, ``yolo train ... pretrained=pt`` and
+    its DDP workers. A source whose layers are the target's one for one goes to ultralytics' ``load`` untouched.
+    """
+
+    def wrapper(self, weights, verbose=True):
+        from . import weights as transfer
+
+        if transfer.aligned_load(load, self, weights, verbose) is None:
+            return load(self, weights, verbose=verbose)
+        return None
+
+    return _mark(wrapper, load)

@@ -1,0 +1,202 @@
+"""One training run of a study: train (or continue, or finish recording) one variant at one seed.
+
+The same function runs in the calling process (local backend) and in Ray worker processes, so what it takes and
+returns are module-level dataclasses, which pickle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import _compat
+from ._fields import Fields
+
+__all__ = ("RunRecord", "RunSpec", "run_training")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What one run trains.
+
+    Attributes:
+        cfg (str): The variant's config, as ``YOLO()`` takes it.
+        data (str): The dataset YAML (absolute path).
+        seed (int): The training seed.
+        epochs, imgsz, batch: The study's budget.
+        device (str | int | None): ultralytics' ``device``.
+        project (str): The study's ``runs/`` folder; the run trains in ``project/name``.
+        name (str): The run's name (``<config stem>-seed<k>``).
+        pretrained (str | None): Base weights every variant starts from.
+        train_args (dict[str, Any]): Further ultralytics train arguments.
+        ray_gpus (int): GPUs Ray assigned to this task (0 outside Ray).
+    """
+
+    cfg: str
+    data: str
+    seed: int
+    epochs: int
+    imgsz: int
+    batch: int
+    device: Any
+    project: str
+    name: str
+    pretrained: str | None = None
+    train_args: dict[str, Any] = field(default_factory=dict)
+    ray_gpus: int = 0
+
+    @property
+    def run_dir(self) -> Path:
+        """The ultralytics run folder."""
+        return Path(self.project) / self.name
+
+
+@dataclass
+class RunRecord(Fields):
+    """What a finished run leaves in ``records/RUN.json``.
+
+    Attributes:
+        config (str): The variant's config file name.
+        seed (int): The training seed.
+        run (str): The run's name.
+        status (str): ``trained``, ``resumed`` (an interrupted run continued) or ``revalidated`` (a finished but
+            unrecorded run, validated again from ``best.pt``).
+        metrics (dict[str, float]): The final validation metrics (ultralytics' ``results_dict``).
+        epochs_done (int): Epochs in ``results.csv``.
+        train_time_s (float): ultralytics' epoch-loop time, summed over sessions.
+        wall_s (float): Wall time of this call.
+        run_dir (str): The run folder; relative to the study folder once recorded.
+        weights (str): ``best.pt`` (or ``last.pt``); relative to the study folder once recorded.
+        host (str): The machine that trained it.
+        pid (int): The process that trained it.
+        package (str): Where this package was imported from in that process.
+        ultralytics (str): The ultralytics release that trained it.
+        config_sha256 (str): Digest of the variant's model dict when it trained.
+        placement (str | None): The variant's placement (None for the plain model).
+    """
+
+    config: str
+    seed: int
+    run: str
+    status: str
+    metrics: dict[str, float]
+    epochs_done: int
+    train_time_s: float
+    wall_s: float
+    run_dir: str
+    weights: str
+    host: str = ""
+    pid: int = 0
+    package: str = ""
+    ultralytics: str = ""
+    config_sha256: str = ""
+    placement: str | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunRecord:
+        """Read a record written by :meth:`Fields.to_dict` (unknown keys are ignored)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _run_state(run_dir: Path, epochs: int) -> str:
+    """``fresh``, ``resumable`` (an interrupted run's last.pt) or ``trained`` (finished, not yet recorded)."""
+    from ..loading import load_checkpoint
+
+    last, best = run_dir / "weights" / "last.pt", run_dir / "weights" / "best.pt"
+    if not last.is_file():
+        return "fresh"
+    try:
+        ckpt = load_checkpoint(last)[1]
+    except (ValueError, OSError):
+        return "fresh"  # a checkpoint cut short by the interruption: nothing to continue from
+    epoch = ckpt.get("epoch", -1)
+    if ckpt.get("optimizer") is not None and 0 <= epoch < epochs - 1:
+        return "resumable"
+    return "trained" if best.is_file() else "fresh"
+
+
+def _results_dict(metrics: Any, best: Path) -> dict[str, float]:
+    """Final validation metrics: from the trainer's validator, or best.pt's ``train_metrics`` (DDP runs)."""
+    rd = getattr(metrics, "results_dict", None)
+    if rd is None and isinstance(metrics, dict):
+        rd = metrics
+    if not rd and best.is_file():
+        from ..loading import load_checkpoint
+
+        rd = load_checkpoint(best)[1].get("train_metrics") or {}
+    return {k: float(v) for k, v in (rd or {}).items()}
+
+
+def _worker_device(spec: RunSpec) -> Any:
+    """The ``device`` argument inside this process: the GPUs Ray assigned to the task, or the study's ``device``."""
+    n = spec.ray_gpus
+    if not n:
+        return spec.device
+    # Ray restricts CUDA_VISIBLE_DEVICES to the task's GPUs. ultralytics 8.3 writes `device` into that variable
+    # (so it needs the physical ids), later releases read `device` as torch indices within it.
+    if _compat.cuda_ids_are_physical():
+        return os.environ.get("CUDA_VISIBLE_DEVICES") or ",".join(map(str, range(n)))
+    return ",".join(map(str, range(n)))
+
+
+def run_training(spec: RunSpec) -> RunRecord:
+    """Train (or continue, or finish recording) one run of a study; return its record.
+
+    An interrupted run (its ``last.pt`` holds an optimizer state) is continued with ultralytics' ``resume``; a run
+    that finished without being recorded is validated again from ``best.pt``; anything else starts afresh in an
+    emptied run folder.
+    """
+    import ultralytics
+    from ultralytics import YOLO
+
+    _compat.require_patched("training a study run")  # a Ray worker: armed by the start-up hook like any process
+    run_dir = spec.run_dir
+    best, last = run_dir / "weights" / "best.pt", run_dir / "weights" / "last.pt"
+    device = _worker_device(spec)
+    run_args = {k: v for k, v in spec.train_args.items() if k in ("workers", "cache")}
+    t0 = time.perf_counter()
+    state = _run_state(run_dir, spec.epochs)
+    if state == "resumable":
+        metrics = YOLO(str(last)).train(resume=True, device=device, **run_args)
+        status = "resumed"
+    elif state == "trained":
+        metrics = YOLO(str(best)).val(
+            data=spec.data, imgsz=spec.imgsz, batch=spec.batch if spec.batch > 0 else 16, device=device,
+            plots=False, project=str(run_dir), name="revalidation", exist_ok=True,
+        )
+        status = "revalidated"
+    else:
+        if run_dir.exists():
+            shutil.rmtree(run_dir)  # an earlier attempt that left nothing to continue from (ours: under runs/)
+        metrics = YOLO(spec.cfg).train(
+            data=spec.data, epochs=spec.epochs, imgsz=spec.imgsz, batch=spec.batch, seed=spec.seed,
+            deterministic=True, device=device, project=spec.project, name=spec.name, exist_ok=True,
+            pretrained=spec.pretrained or False, val=True, plots=spec.train_args.get("plots", False),
+            **{k: v for k, v in spec.train_args.items() if k != "plots"},
+        )
+        status = "trained"
+    wall = time.perf_counter() - t0
+    rows = _compat.read_results_csv(run_dir / "results.csv")
+    return RunRecord(
+        config=Path(spec.cfg).name,
+        seed=spec.seed,
+        run=spec.name,
+        status=status,
+        metrics=_results_dict(metrics, best),
+        epochs_done=len(rows),
+        train_time_s=_compat.train_seconds(rows),
+        wall_s=wall,
+        run_dir=str(run_dir),
+        weights=str(best if best.is_file() else last),
+        host=platform.node(),
+        pid=os.getpid(),
+        package=str(Path(__file__).parents[1]),
+        ultralytics=ultralytics.__version__,
+    )
