@@ -2,14 +2,15 @@
 
 One command, offline (synthetic shapes data, CPU):
 
-    python benchmarks/bench_finetune.py                 # the README's table (about 15 min on 2 CPU cores)
+    python benchmarks/bench_finetune.py                 # the table in docs/pretrained.md
     python benchmarks/bench_finetune.py --quick         # a smoke run
 
 1. Trains a plain yolov5n on the synthetic shapes set (the base).
-2. For each placement (tutorial, neck, dense) reports val mAP50-95 right after loading the base, as a ratio to the
-   base's: through ``DetectionModel(cfg, nc).load(base)`` with the pass-through start (this package's default), with
-   the paper's initialisation (``ULTRALYTICS_TRIPLET_PASS_THROUGH=0``), and through ultralytics' trainer with
-   ``pretrained=base`` and a zero learning rate (one epoch, so only the load and BN statistics act).
+2. For each named placement (triplet, triplet-neck, triplet-dense) reports val mAP50-95 right after loading the
+   base, as a ratio to the base's: through ``DetectionModel(cfg, nc).load(base)`` with the pass-through start (this
+   package's default), with the paper's initialisation (``ULTRALYTICS_TRIPLET_PASS_THROUGH=0``), and through
+   ultralytics' trainer with ``pretrained=base`` and a zero learning rate (one epoch, so only the load and BN
+   statistics act).
 3. Fine-tunes the plain model and each placement for ``--epochs`` epochs from the base, same seeds, and reports
    mAP50-95 mean ± std over seeds and the paired difference to the plain model.
 4. Reports how far the inserted gates moved from their starting values (BN scale from 0, BN shift from 4, conv
@@ -21,16 +22,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-PLACEMENTS = {  # name -> how to build it from the stock yolov5n
-    "tutorial (before SPPF)": "yolov5n-triplet.yaml",
-    "neck (each head input)": "yolov5n-triplet-neck.yaml",
-    "dense (after every C3)": "yolov5n-triplet-dense.yaml",
-}
+from ultralytics_triplet.placements import NAMES
+
+PLACEMENTS = {f"yolov5n-{name}.yaml": f"yolov5n-{name}.yaml" for name in NAMES}  # label -> config, every placement
 ZERO_LR = dict(optimizer="SGD", lr0=0.0, lrf=1.0, warmup_epochs=0, warmup_bias_lr=0.0)  # 'auto' would ignore lr0
 COMMON = dict(workers=0, device="cpu", plots=False, verbose=False, amp=False, exist_ok=True, deterministic=True)
 
@@ -38,14 +36,14 @@ COMMON = dict(workers=0, device="cpu", plots=False, verbose=False, amp=False, ex
 def cfg_path(name: str, work: Path) -> str:
     """A placement's config: by name where it resolves, else the dense rule applied with insert_layers."""
     from ultralytics_triplet.loading import load_model_yaml
-    from ultralytics_triplet.surgery import insert_layers_with_rows, write_yaml
+    from ultralytics_triplet.surgery import insert_layers_with_rows, model_rows, write_yaml
 
     try:
         load_model_yaml(name)
         return name
     except FileNotFoundError:
         rows = load_model_yaml("yolov5n.yaml")
-        c3 = [i for i, r in enumerate(rows["backbone"] + rows["head"]) if r[2] == "C3"]
+        c3 = [i for i, r in enumerate(model_rows(rows)) if r[2] == "C3"]
         d, new = insert_layers_with_rows("yolov5n.yaml", after=c3)
         return str(write_yaml(d, work / name, new, force=True))
 
@@ -139,7 +137,6 @@ def main() -> None:
         a.base_epochs, a.epochs, a.seeds, a.train_images, a.imgsz = 8, 1, 2, 64, 64
     os.environ.setdefault("OMP_NUM_THREADS", str(a.threads))
     import torch
-    import ultralytics
     from ultralytics.utils import LOGGER
 
     from ultralytics_triplet.data import make_shapes_dataset
@@ -154,10 +151,9 @@ def main() -> None:
     data = str(make_shapes_dataset(work / "shapes", n_train=a.train_images, n_val=max(8, a.train_images // 4),
                                    imgsz=a.imgsz, seed=0)) if not (work / "shapes").exists() else str(
         work / "shapes" / "data.yaml")
-    from ultralytics.utils.torch_utils import get_cpu_info
+    from ultralytics_triplet.measure import machine
 
-    print(f"bench_finetune: {get_cpu_info()}, {os.cpu_count()} cores, {a.threads} "
-          f"threads; torch {torch.__version__}, ultralytics {ultralytics.__version__}, Python {sys.version.split()[0]}")
+    print(f"bench_finetune: {machine()}; {a.threads} threads")
     name = f"base-e{a.base_epochs}-n{a.train_images}-i{a.imgsz}"  # an earlier run's base with the same budget is reused
     base = work / name / "weights" / "best.pt"
     if base.exists():
@@ -181,8 +177,8 @@ def main() -> None:
                      ratio(zero, base_map)))
     print(table(rows))
 
-    print(f"\nFine-tuned {a.epochs} epochs from the base (pretrained=, default hyper-parameters), seeds 0..{a.seeds - 1}:"
-          " val mAP50-95")
+    print(f"\nFine-tuned {a.epochs} epochs from the base (pretrained=, default hyper-parameters), "
+          f"seeds 0..{a.seeds - 1}: val mAP50-95")
     results = {"plain yolov5n": [train("yolov5n.yaml", data, a.epochs, a.imgsz, s, work, f"ft-plain-s{s}",
                                        pretrained=str(base))[0] for s in range(a.seeds)]}
     moved = {}

@@ -35,14 +35,11 @@ def hook_import_us() -> tuple[int, set[str]]:
 
 def machine() -> str:
     """CPU model and core count, from /proc/cpuinfo where there is one."""
-    try:
-        lines = open("/proc/cpuinfo").read().splitlines()
-        model = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
-    except (OSError, StopIteration):
-        model = platform.processor() or platform.machine()
     import os
 
-    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    from ultralytics_triplet.measure import cpu_name  # torch-free: this process measures start-up imports
+
+    return f"{cpu_name()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def main() -> None:

@@ -67,57 +67,9 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from ultralytics_triplet.nn import TripletAttention  # noqa: E402
+from ultralytics_triplet.reference import ReferenceTriplet as OfficialTriplet  # noqa: E402
 
 torch.set_num_threads(ARGS.threads)
-
-
-# --- the official module, transcribed: full-size permuted copies, torch.max Z-pool, in-place sigmoid -------------
-class OfficialBasicConv(nn.Module):
-    """Conv (no bias) + BatchNorm(eps=1e-5, momentum=0.01), no activation: the official gate's conv."""
-
-    def __init__(self, k: int = 7):
-        super().__init__()
-        self.conv = nn.Conv2d(2, 1, k, padding=(k - 1) // 2, bias=False)
-        self.bn = nn.BatchNorm2d(1, eps=1e-5, momentum=0.01, affine=True)
-
-    def forward(self, x):
-        return self.bn(self.conv(x))
-
-
-class OfficialZPool(nn.Module):
-    """Max and mean over dim 1, concatenated."""
-
-    def forward(self, x):
-        return torch.cat((torch.max(x, 1)[0].unsqueeze(1), torch.mean(x, 1).unsqueeze(1)), dim=1)
-
-
-class OfficialGate(nn.Module):
-    """Z-pool, conv, BN, sigmoid, multiply: on an already rotated tensor."""
-
-    def __init__(self, k: int = 7):
-        super().__init__()
-        self.compress = OfficialZPool()
-        self.conv = OfficialBasicConv(k)
-
-    def forward(self, x):
-        return x * torch.sigmoid_(self.conv(self.compress(x)))
-
-
-class OfficialTriplet(nn.Module):
-    """The official TripletAttention forward: rotate with permute().contiguous(), gate, rotate back, average."""
-
-    def __init__(self, c1=None, no_spatial: bool = False):
-        super().__init__()
-        self.cw, self.hc, self.no_spatial = OfficialGate(), OfficialGate(), no_spatial
-        if not no_spatial:
-            self.hw = OfficialGate()
-
-    def forward(self, x):
-        x_out11 = self.cw(x.permute(0, 2, 1, 3).contiguous()).permute(0, 2, 1, 3).contiguous()
-        x_out21 = self.hc(x.permute(0, 3, 2, 1).contiguous()).permute(0, 3, 2, 1).contiguous()
-        if not self.no_spatial:
-            return 1 / 3 * (self.hw(x) + x_out11 + x_out21)
-        return 1 / 2 * (x_out11 + x_out21)
 
 
 # --- measurement helpers --------------------------------------------------------------------------------------
@@ -171,14 +123,9 @@ def fmt_ms(ts: list[float]) -> str:
 
 def machine() -> str:
     """CPU model, cores, threads and library versions."""
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from ultralytics_triplet.measure import cpu_name
+
+    cpu = cpu_name()
     try:
         import ultralytics
 
@@ -367,9 +314,8 @@ def bench_networks(reps: int, imgsz: int = 320, batch: int = 2) -> list[str]:
         u_tr = statistics.median(t_train[f"{pname} / ours"]) - base_tr
         o_inf = statistics.median(t_inf[f"{pname} / official"]) - base_inf
         u_inf = statistics.median(t_inf[f"{pname} / ours"]) - base_inf
-        lines.append(
-            f"  {pname}: added ms official -> ours: train {o_tr:.1f} -> {u_tr:.1f}, inference {o_inf:.1f} -> {u_inf:.1f}"
-        )
+        lines.append(f"  {pname}: added ms official -> ours: train {o_tr:.1f} -> {u_tr:.1f}, "
+                     f"inference {o_inf:.1f} -> {u_inf:.1f}")
     return lines
 
 
@@ -377,7 +323,7 @@ def bench_breakdown(reps: int, imgsz: int = 320, batch: int = 2) -> list[str]:
     """Inference time of one module on each map of the dense placement, split into its steps (fast path)."""
     import torch.nn.functional as F
 
-    from ultralytics_triplet._fused import zpool3, triplet_scale
+    from ultralytics_triplet._fused import triplet_scale, zpool3
     from ultralytics_triplet.nn import _gate_no_grad
 
     base, shapes = yolov5s().eval(), []
@@ -414,7 +360,7 @@ def bench_breakdown(reps: int, imgsz: int = 320, batch: int = 2) -> list[str]:
                     "scale": lambda: triplet_scale(x, a, b, c, 1 / 3),
                     "pass": lambda: x * 1.0,
                 }
-                if ARGS.compile:  # the whole module through inductor: fused pooling and scaling, the convs stay oneDNN's
+                if ARGS.compile:  # the module through inductor: fused pooling and scaling, the convs stay oneDNN's
                     compiled = torch.compile(m, dynamic=False)
                     compiled(x)
                     fns["compiled"] = lambda: compiled(x)
@@ -439,7 +385,8 @@ def bench_breakdown(reps: int, imgsz: int = 320, batch: int = 2) -> list[str]:
         f"the map passes the module cannot avoid (2 reads + 1 write) would be {3 * totals['pass']:.2f} ms",
     ]
     if ARGS.compile:
-        lines.append(f"  torch.compile (inductor) of the module: {totals['compiled']:.2f} ms, {tm / totals['compiled']:.2f}x faster")
+        lines.append(f"  torch.compile (inductor) of the module: {totals['compiled']:.2f} ms, "
+                     f"{tm / totals['compiled']:.2f}x faster")
     return lines + [""] + breakdown_training(shapes, batch)
 
 

@@ -1,10 +1,13 @@
 # Sourced by test.sh and demo.sh: build the wheel and install it into a fresh virtual environment in a temporary
-# directory that is removed on exit (a venv with torch is ~5.5 GB). Sets ROOT, WORK and VENV.
+# directory that is removed on exit (a venv with torch is ~5.5 GB). Sets ROOT, WORK and VENV. Every ultralytics
+# process started from here reads and writes its settings in a throw-away directory under WORK (YOLO_CONFIG_DIR),
+# never the user's own settings.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ultralytics-triplet.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 VENV="$WORK/venv"
+export YOLO_CONFIG_DIR="$WORK/ultralytics-settings"
 echo "== setting up a fresh environment in $WORK (removed on exit)"
 "${PYTHON:-python3}" -m venv "$VENV"
 "$VENV/bin/python" -m pip wheel -q --disable-pip-version-check --no-deps -w "$WORK/dist" "$ROOT"

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The README's demo command: install the package in a fresh venv and run a tiny study offline: yolov5n,
-# yolov5n-triplet and yolov5n-triplet-neck on synthetic shapes, 2 seeds, 10 epochs at 64 px on the CPU. Results go to
-# ./demo_out (or the directory given as first argument): the dataset in study-shapes/, the study in study/. The study
-# is resumable: running this again reuses the finished runs. Further arguments go to `ultralytics-triplet study`.
-# (`ultralytics-triplet demo` still trains the two-model demo described in the README.)
+# The README's demo command: install the package in a fresh venv, run a tiny study offline (yolov5n,
+# yolov5n-triplet and yolov5n-triplet-neck on synthetic shapes, 2 seeds, 10 epochs at 64 px on the CPU), then draw
+# the gates of the trained yolov5n-triplet run. Results go to ./demo_out (or the directory given as first argument):
+# the dataset in study-shapes/, the study in study/, the gate picture in gates.png. The study is resumable: running
+# this again reuses the finished runs. Further arguments go to `ultralytics-triplet study`.
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 OUT=$(realpath -m "${1:-$ROOT/demo_out}")
 cd "$WORK"
@@ -13,6 +13,10 @@ if [ ! -f "$SHAPES/data.yaml" ]; then  # data.yaml is written last: without it t
     "$VENV/bin/python" -c 'import sys; from ultralytics_triplet import make_shapes_dataset
 make_shapes_dataset(sys.argv[1], n_train=256, n_val=64, imgsz=64)' "$SHAPES"
 fi
-OMP_NUM_THREADS=2 "$VENV/bin/ultralytics-triplet" study --data "$SHAPES/data.yaml" --model yolov5n.yaml \
+export OMP_NUM_THREADS=2
+"$VENV/bin/ultralytics-triplet" study --data "$SHAPES/data.yaml" --model yolov5n.yaml \
     --placements triplet triplet-neck --seeds 2 --epochs 10 --imgsz 64 --batch 16 --device cpu --workers 0 \
     --out "$OUT/study" "${@:2}"
+IMAGE=$(ls "$SHAPES/images/val" | head -n 1)
+"$VENV/bin/ultralytics-triplet" visualize "$OUT/study/runs/yolov5n-triplet-seed0/weights/best.pt" \
+    "$SHAPES/images/val/$IMAGE" --imgsz 64 -o "$OUT/gates.png" --force

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -169,14 +168,6 @@ def tool_versions() -> str:
     return ", ".join(found) or "none of the format tools installed"
 
 
-def cpu_name() -> str:
-    """The CPU's model name."""
-    try:
-        return next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
-
-
 def main() -> None:
     """Parse arguments, run every format, print the table."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -194,8 +185,7 @@ def main() -> None:
     if a.worker:
         print("@@ " + json.dumps(worker(a.worker, a.cfg, a.imgsz, a.workdir.resolve())), flush=True)
         return
-    import torch
-    import ultralytics
+    from ultralytics_triplet.measure import machine
 
     rows = []
     for fmt in a.formats:
@@ -204,8 +194,7 @@ def main() -> None:
         print(f"{fmt}: {rec}" + (f" | yolov5n: {base}" if base else ""), file=sys.stderr, flush=True)
         rows.append((fmt, rec, base))
     head = (
-        f"Export of yolov5n-triplet.yaml (random weights, seed 0) at imgsz {a.imgsz}, CPU only; {cpu_name()},"
-        f" {os.cpu_count()} cores; python {platform.python_version()}, torch {torch.__version__}, ultralytics {ultralytics.__version__}"
+        f"Export of yolov5n-triplet.yaml (random weights, seed 0) at imgsz {a.imgsz}, CPU only; {machine()}"
         f"; {tool_versions()}"
     )
     text = f"{head}\n\n{table(rows, a.markdown)}"
