@@ -53,7 +53,7 @@ METRICS = {
     "pose": (("pose mAP50-95", "metrics/mAP50-95(P)"), ("pose mAP50", "metrics/mAP50(P)")),
     "classify": (("top-1 acc", "metrics/accuracy_top1"), ("top-5 acc", "metrics/accuracy_top5")),
 }
-TIME_COLUMN = "time"  # results.csv: seconds since the training session started
+TIME_COLUMN = "time"  # results.csv: seconds since the training session started (8.4+; 8.3 writes no such column)
 CHECKPOINT_MODEL_KEYS = ("ema", "model")  # where a checkpoint dict keeps its network, preferred first
 CHECKPOINT_RESUME_KEYS = ("epoch", "optimizer", "train_args", "train_metrics")
 
@@ -278,8 +278,13 @@ def read_results_csv(path: Path) -> list[dict[str, float]]:
     return rows
 
 
-def train_seconds(rows: list[dict[str, float]]) -> float:
-    """Training time from ``results.csv``'s time column, summed over sessions (it restarts at 0 on resume)."""
+def train_seconds(rows: list[dict[str, float]]) -> float | None:
+    """Training time from ``results.csv``'s time column, summed over sessions (it restarts at 0 on resume).
+
+    None when the file has no such column (ultralytics 8.3).
+    """
+    if not any(TIME_COLUMN in r for r in rows):
+        return None
     total, last = 0.0, 0.0
     for r in rows:
         t = r.get(TIME_COLUMN, math.nan)

@@ -63,13 +63,14 @@ def test_base_model_load_logs_the_transferred_line_the_weight_transfer_annotates
     assert any(isinstance(r.msg, str) and r.msg.startswith(_compat.TRANSFERRED) for r in records)
 
 
-def test_torch_safe_load_messages_start_with_the_error_mark(tmp_path):
+def test_torch_safe_load_messages_are_shown_without_their_error_mark_and_path(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(Exception) as e:
         _compat.tasks().torch_safe_load(str(bad))
     text = " ".join(str(e.value).split())
-    assert _compat.ERROR_MARK in text and str(bad) in text
+    if _compat.version_tuple(_compat.ultralytics_version()) >= (8, 4):  # 8.3 lets the unpickling error through as is
+        assert text.startswith(_compat.ERROR_MARK) and str(bad) in text
     stripped = _compat.without_error_mark(text, bad)
     assert _compat.ERROR_MARK not in stripped and str(bad) not in stripped and stripped
 
@@ -131,6 +132,7 @@ def test_results_time_column_sums_over_resumed_sessions(tmp_path):
     rows = _compat.read_results_csv(csv)
     assert [r["epoch"] for r in rows] == [1.0, 2.0, 3.0]
     assert _compat.train_seconds(rows) == 25.0
+    assert _compat.train_seconds([{"epoch": 1.0}]) is None  # no time column: ultralytics 8.3
 
 
 def test_checkpoint_model_prefers_the_ema():

@@ -163,7 +163,7 @@ def format_table(rows: list[Summary], plan: Plan, device: Any = None) -> str:
         f"mean ± std over seeds. Δ: variant − {rows[0].config} at the same seed, mean and 95% t-interval of the "
         f"paired differences; the verdict reads Δ{label1}.\n"
         f"{lat} ms: batch-1 latency at imgsz {s['imgsz']}, median of fused models timed interleaved. train time: "
-        f"ultralytics' epoch-loop time, mean per run."
+        f"ultralytics' epoch-loop time, mean per run (the run's wall time where ultralytics writes no time column)."
     )
 
 

@@ -69,7 +69,8 @@ class RunRecord(Fields):
             unrecorded run, validated again from ``best.pt``).
         metrics (dict[str, float]): The final validation metrics (ultralytics' ``results_dict``).
         epochs_done (int): Epochs in ``results.csv``.
-        train_time_s (float): ultralytics' epoch-loop time, summed over sessions.
+        train_time_s (float): ultralytics' epoch-loop time, summed over sessions (the run's wall time where
+            ``results.csv`` has no time column, as on ultralytics 8.3).
         wall_s (float): Wall time of this call.
         run_dir (str): The run folder; relative to the study folder once recorded.
         weights (str): ``best.pt`` (or ``last.pt``); relative to the study folder once recorded.
@@ -184,6 +185,7 @@ def run_training(spec: RunSpec) -> RunRecord:
         status = "trained"
     wall = time.perf_counter() - t0
     rows = _compat.read_results_csv(run_dir / "results.csv")
+    train_time = _compat.train_seconds(rows)
     return RunRecord(
         config=Path(spec.cfg).name,
         seed=spec.seed,
@@ -191,7 +193,7 @@ def run_training(spec: RunSpec) -> RunRecord:
         status=status,
         metrics=_results_dict(metrics, best),
         epochs_done=len(rows),
-        train_time_s=_compat.train_seconds(rows),
+        train_time_s=wall if train_time is None else train_time,
         wall_s=wall,
         run_dir=str(run_dir),
         weights=str(best if best.is_file() else last),
