@@ -104,7 +104,7 @@ def test_placements_follow_the_documented_rule(stock):
         assert dense == csp
 
 
-def test_plain_placement_is_the_tutorials_before_sppf_and_neck_feeds_the_head():
+def test_plain_placement_is_before_sppf_and_neck_feeds_the_head():
     d = yaml_model_load("yolov5n-triplet.yaml")
     names = [r[2] for r in d["backbone"]]
     assert names[names.index("TripletAttention") + 1] == "SPPF" and names.count("TripletAttention") == 1
