@@ -29,7 +29,8 @@ if "YOLO_CONFIG_DIR" not in os.environ:
     atexit.register(shutil.rmtree, _CONFIG_DIR, ignore_errors=True)
 
 RUNS = ("compat", "newest_only")  # the markers that say which ultralytics runs a test
-# Files that do not mark their tests yet, and the marker they get here until they do (then delete the entry).
+
+
 def pytest_configure(config):
     """The suite tests the installed package (its .pth hook, entry points and bundled files), not a bare checkout."""
     import importlib.metadata
