@@ -116,3 +116,45 @@ def test_visualize_writes_a_picture(transferred, shapes_data, tmp_path):
     p = run([*cli(), "visualize", str(transferred), str(image), "-o", str(out), "--imgsz", str(IMGSZ)], tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ------------------------------------------------------------------------------------------------------------- plugins
+
+
+def test_plugins_prints_one_line_per_fact_and_the_same_as_json(tmp_path):
+    import json
+
+    import ultralytics
+
+    from ultralytics_triplet import __version__
+    from ultralytics_triplet._compat import supported_range
+    from ultralytics_triplet.builtin import CFG_DIR
+
+    p = run([*cli(), "plugins"], tmp_path)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.strip().splitlines()
+    assert lines[0] == f"ultralytics-triplet {__version__}"
+    assert lines[1] == (f"ultralytics {ultralytics.__version__}: supported (this package supports "
+                        f"ultralytics{supported_range()})")
+    assert "ultralytics patched: yes" in lines and "plugin: triplet" in lines
+    assert "module: TripletAttention (ultralytics_triplet.nn.TripletAttention) from plugin triplet" in lines
+    assert f"model directory: {CFG_DIR} from plugin triplet" in lines
+    generated = [line for line in lines if line.startswith("generated configs: ")]
+    assert len(generated) == 1 and "ultralytics-triplet" in generated[0]
+
+    p = run([*cli(), "plugins", "--json"], tmp_path)
+    assert p.returncode == 0, p.stderr
+    facts = json.loads(p.stdout)
+    assert facts["patched"] is True and facts["disabled"] is False and facts["version"] == __version__
+    assert facts["ultralytics"] == {"version": ultralytics.__version__, "supported": supported_range(), "ok": True}
+    assert facts["modules"] == [{"name": "TripletAttention", "class": "ultralytics_triplet.nn.TripletAttention",
+                                 "plugin": "triplet"}]
+    assert {"path": str(CFG_DIR), "plugin": "triplet"} in facts["model_dirs"]
+    assert facts["generated_configs"] == generated[0].split(": ", 1)[1]
+    assert not list(tmp_path.iterdir())  # it only reads
+
+
+def test_plugins_says_when_the_environment_disables_the_patch(tmp_path):
+    p = run([*cli(), "plugins"], tmp_path, ULTRALYTICS_TRIPLET_DISABLE="1")
+    assert p.returncode == 0, p.stderr
+    assert "ultralytics patched: no (disabled by ULTRALYTICS_TRIPLET_DISABLE)" in p.stdout.splitlines()
