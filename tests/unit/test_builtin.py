@@ -60,7 +60,10 @@ def test_the_bare_name_is_the_tutorials_yolov5l(one_thread):
     assert any("scale='l'" in r for r in records), records  # ultralytics says which scale it took
 
 
-def test_the_yolov5_repository_format_copy_builds_the_same_model_with_the_conversion_warning(one_thread):
+def test_the_yolov5_repository_format_copy_builds_the_same_model_with_the_conversion_warning(one_thread, monkeypatch):
+    from ultralytics_triplet import integration
+
+    monkeypatch.setattr(integration, "_warned", set())  # the warning is once per process: as in a fresh one
     records = []
     handler = logging.Handler(logging.WARNING)
     handler.emit = lambda r: records.append(r.getMessage())
