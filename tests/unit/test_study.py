@@ -284,6 +284,7 @@ def test_the_console_is_one_progress_bar_over_the_runs_with_the_current_run_and_
         assert shown() == (4, "study 3/3 runs done")
     finally:
         console.close()
+    console.close()  # closing twice (an interrupted study closes it, then its `finally`) is harmless
     out = capsys.readouterr().out
     assert "yolov5n-seed1: WARNING something\n" in out
     assert out.count("\n") == 2  # the warning's line and the bar's: the bar is redrawn in place, never a new line

@@ -208,11 +208,12 @@ class Console:
                           f"{status}), ETA {duration(eta) if left else '0 s'}")
 
     def close(self) -> None:
-        """End the bar (left on the console) and release the console's stream."""
+        """End the bar (left on the console) and release the console's stream; again, do nothing."""
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        self.stream.flush()
         if self._own:
             self.stream.close()
             self._own = False
+        elif not self.stream.closed:
+            self.stream.flush()
