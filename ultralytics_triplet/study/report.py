@@ -138,8 +138,9 @@ def _data_order_note(runs: list[dict[str, Any]]) -> str:
         return ""
     releases = ", ".join(sorted({r["ultralytics"] for r in fixed}))
     return (f"\nData order: {len(fixed)} of {len(runs)} runs were shuffled the same way at every seed (ultralytics "
-            f"{releases} with DDP ignores the seed there): their seeds differ in initialisation and augmentation only, "
-            "so the intervals can come out narrower than the run-to-run noise.")
+            f"{releases}: its loader ignores the seed, and the study cannot reseed it in the processes DDP starts): "
+            "their seeds differ in initialisation and augmentation only, so the intervals can come out narrower than "
+            "the run-to-run noise.")
 
 
 def format_table(rows: list[Summary], plan: Plan, device: Any = None, runs: list[dict[str, Any]] = ()) -> str:

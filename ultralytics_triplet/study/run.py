@@ -169,7 +169,7 @@ def _worker_device(spec: RunSpec) -> Any:
 def expected_data_order(device: Any) -> str:
     """``seed`` where a run on ``device`` shuffles by its seed, ``fixed`` where it cannot (8.3 with DDP: the worker
     processes ultralytics starts take no callbacks)."""
-    return "seed" if _compat.shuffle_follows_seed() or listed_devices(device) <= 1 else "fixed"
+    return "seed" if listed_devices(device) <= 1 or _compat.shuffle_follows_seed() else "fixed"
 
 
 def _with_callbacks(model: Any, seeded: dict, on_epoch: Callable[[int, int], None] | None) -> Any:
