@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The README's demo command: install the package in a fresh venv, run a tiny study offline (yolov5n,
-# yolov5n-triplet and yolov5n-triplet-neck on synthetic shapes, 2 seeds, 10 epochs at 64 px on the CPU), then draw
-# the gates of the trained yolov5n-triplet run. Results go to ./demo_out (or the directory given as first argument):
-# the dataset in study-shapes/, the study in study/, the gate picture in gates.png. The study is resumable: running
+# The README's demo command: install the package in a fresh venv, run a tiny study offline (yolov5n, its named
+# placement yolov5n-triplet and TripletAttention after layer 4, yolov5n+TA@4, on synthetic shapes, 2 seeds, 10 epochs
+# at 64 px on the CPU), then draw the gates of the trained yolov5n-triplet run. The study's console is one progress
+# bar; each run's ultralytics log goes to study/runs/RUN/train.log (add --verbose to stream it instead). Results go to
+# ./demo_out (or the directory given as first argument): the dataset in study-shapes/, the study in study/ (table,
+# CSV, the chart of paired differences study.png), the gate picture in gates.png. The study is resumable: running
 # this again reuses the finished runs. Further arguments go to `ultralytics-triplet study`.
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 OUT=$(realpath -m "${1:-$ROOT/demo_out}")
@@ -15,7 +17,7 @@ make_shapes_dataset(sys.argv[1], n_train=256, n_val=64, imgsz=64)' "$SHAPES"
 fi
 export OMP_NUM_THREADS=2
 "$VENV/bin/ultralytics-triplet" study --data "$SHAPES/data.yaml" --model yolov5n.yaml \
-    --placements triplet triplet-neck --seeds 2 --epochs 10 --imgsz 64 --batch 16 --device cpu --workers 0 \
+    --placements triplet after:4 --seeds 2 --epochs 10 --imgsz 64 --batch 16 --device cpu --workers 0 \
     --out "$OUT/study" "${@:2}"
 IMAGE=$(ls "$SHAPES/images/val" | head -n 1)
 "$VENV/bin/ultralytics-triplet" visualize "$OUT/study/runs/yolov5n-triplet-seed0/weights/best.pt" \

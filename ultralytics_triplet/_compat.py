@@ -16,6 +16,9 @@ are behaviours rather than names:
     :data:`OTHER_MODEL_CLASSES`   the name parts the ``yolo`` CLI and ``YOLO()`` route to other model classes;
     :data:`METRICS`, :data:`TIME_COLUMN`  the validation metric keys and the ``results.csv`` time column;
     :data:`CHECKPOINT_MODEL_KEYS`, :data:`CHECKPOINT_RESUME_KEYS`  what a checkpoint dict holds;
+    :func:`shuffle_follows_seed`  whether ``build_dataloader`` shuffles by the training seed (8.4) or not (8.3);
+    :func:`reseed_shuffle`        a training loader's ``generator`` and ``reset()``, to shuffle by the seed anyway;
+    :func:`progress_bar`          ``ultralytics.utils.TQDM``, the progress bar ultralytics' trainer draws;
     ``initialize_weights``        resets BatchNorm constants by an exact type test, which ``GateBatchNorm2d`` escapes.
 
 Nothing here changes ultralytics: that is ``integration.py``'s job alone.
@@ -56,6 +59,8 @@ METRICS = {
 TIME_COLUMN = "time"  # results.csv: seconds since the training session started (8.4+; 8.3 writes no such column)
 CHECKPOINT_MODEL_KEYS = ("ema", "model")  # where a checkpoint dict keeps its network, preferred first
 CHECKPOINT_RESUME_KEYS = ("epoch", "optimizer", "train_args", "train_metrics")
+# build_dataloader seeds its shuffle generator with SHUFFLE_SEED + RANK, plus the training seed from 8.4 on
+SHUFFLE_SEED = 6148914691236517205
 
 _REQUIRED_IN_TASKS = ("parse_model", "check_yaml", "yaml_model_load", "guess_model_task", "guess_model_scale",
                       "torch_safe_load")
@@ -309,3 +314,60 @@ def user_config_dir() -> Path:
 
     return Path(USER_CONFIG_DIR)
 
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# the training loader's shuffle
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def shuffle_seed(seed: int) -> int:
+    """The seed ultralytics 8.4 gives a training loader's shuffle generator in this process for training ``seed``."""
+    from ultralytics.utils import RANK
+
+    return (SHUFFLE_SEED + RANK + int(seed)) % (1 << 64)
+
+
+@functools.cache
+def shuffle_follows_seed() -> bool:
+    """Whether ``build_dataloader`` seeds its shuffle generator from the training seed (8.4) or ignores it (8.3).
+
+    The trainer seeds torch with the training seed before it builds its loaders; 8.4 adds that seed to the shuffle
+    generator's, 8.3 uses ``SHUFFLE_SEED + RANK`` alone, so two seeds draw the same data order there. Observed by
+    building a loader under two seeds of torch's CPU generator (restored afterwards; no other generator is touched).
+    """
+    import warnings
+
+    import torch
+    from ultralytics.data.build import build_dataloader
+
+    cpu = torch.default_generator
+    state, seeds = cpu.get_state(), []
+    try:
+        for seed in (1, 2):
+            cpu.manual_seed(seed)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch on pin_memory without an accelerator, say
+                loader = build_dataloader(list(range(4)), batch=2, workers=0, shuffle=True)
+            seeds.append(loader.generator.initial_seed())
+    finally:
+        cpu.set_state(state)
+    return seeds[0] != seeds[1]
+
+
+def reseed_shuffle(loader: Any, seed: int) -> None:
+    """Make a training loader shuffle as ultralytics 8.4 shuffles for training ``seed``, from its next epoch on.
+
+    Seeds the loader's ``generator`` (torch's ``DataLoader`` draws each epoch's permutation, and the seeds of its
+    worker processes, from it) and restarts its iterator with ``InfiniteDataLoader.reset()``, which 8.3 builds when
+    the loader is built, so the first epoch's order is drawn anew as well.
+    """
+    loader.generator.manual_seed(shuffle_seed(seed))
+    loader.reset()
+
+
+def progress_bar(total: int, desc: str, unit: str, file: Any):
+    """ultralytics' own progress bar (``ultralytics.utils.TQDM``, as its trainer draws it) on ``file``."""
+    from ultralytics.utils import TQDM
+
+    return TQDM(total=total, desc=desc, unit=unit, file=file)

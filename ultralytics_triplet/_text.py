@@ -1,4 +1,4 @@
-"""Text every message of this package shares: the prefix, exceptions on one line, and fixed-width tables."""
+"""Text every message of this package shares: the prefix, exceptions on one line, durations, fixed-width tables."""
 
 from __future__ import annotations
 
@@ -30,3 +30,11 @@ def table(rows: Sequence[Sequence[str]]) -> str:
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(line.rstrip() for line in lines)
+
+
+def duration(seconds: float) -> str:
+    """``42 s``, ``3m05s`` or ``1h02m``."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m}m{s:02d}s" if m < 60 else f"{m // 60}h{m % 60:02d}m"

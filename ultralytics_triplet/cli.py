@@ -26,6 +26,7 @@ from ._checks import check_checkpoint, check_output_file
 from ._files import atomic_write
 from ._text import PROG, one_line
 from .placements import NAMES
+from .study.variants import AFTER, EACH_BACKBONE
 
 __all__ = ("build_parser", "main")
 
@@ -183,7 +184,8 @@ def cmd_study(args: argparse.Namespace) -> int:
         result = run_study(
             args.data, model=args.model, placements=args.placements, seeds=args.seeds, epochs=args.epochs,
             imgsz=args.imgsz, batch=args.batch, pretrained=args.pretrained, device=args.device, out=args.out,
-            backend=args.backend, address=args.address, latency_runs=args.latency_runs, **extra,
+            backend=args.backend, address=args.address, latency_runs=args.latency_runs, verbose=args.verbose,
+            **extra,
         )
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted; run the same command again to resume the study in {args.out}\n")
@@ -198,8 +200,8 @@ def cmd_study(args: argparse.Namespace) -> int:
         f"{result.reused} reused; results in {result.out.resolve()}:\n"
         f"  study.txt  the table above\n"
         f"  study.csv  one row per run (variant, seed, metrics, times, paths)\n"
-        f"  study.png  each seed as a dot, mean ± std per variant\n"
-        f"  runs/      the ultralytics training runs"
+        f"  study.png  each variant's paired difference to the plain model (mean, 95% CI, each seed) and values\n"
+        f"  runs/      the ultralytics training runs, each with its train.log"
     )
     return 0
 
@@ -334,16 +336,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_visualize, flags={"model": "MODEL", "out": "--output"})
 
     p = sub.add_parser("study", help="does triplet attention help on my data, and where? placements x seeds, paired",
-                       description="Train the plain model and each placement (STEM-PLACEMENT.yaml) with the same "
-                       "seeds, data, budget and hyper-parameters; print mean ± std per variant, the paired difference "
-                       "to the plain model with a 95% t-interval, costs, and a verdict. Writes study.txt, study.csv "
-                       "and study.png in --out. Resumable: the same command again reuses finished runs, continues an "
+                       description="Train the plain model and each placement with the same seeds, data, budget and "
+                       "hyper-parameters; print mean ± std per variant, the paired difference to the plain model with "
+                       "a 95% t-interval, costs, and a verdict. Writes study.txt, study.csv and study.png (the paired "
+                       "differences) in --out. One progress bar shows the runs; each run's log goes to "
+                       "runs/RUN/train.log. Resumable: the same command again reuses finished runs, continues an "
                        "interrupted one and trains only what is missing.")
     p.add_argument("--data", required=True, metavar="DATA.yaml", help="dataset YAML (a local file)")
     p.add_argument("--model", default="yolo11n.yaml", metavar="MODEL.yaml",
-                   help="the plain model; placement P is STEM-P.yaml (default: %(default)s)")
+                   help="the plain model; named placement P is STEM-P.yaml (default: %(default)s)")
     p.add_argument("--placements", nargs="+", default=list(NAMES), metavar="P",
-                   help=f"placements to compare with the plain model: {', '.join(NAMES)} (default: all)")
+                   help=f"placements to compare with the plain model: a named one ({', '.join(NAMES)}); "
+                   f"{AFTER}I[,J...], TripletAttention after layers I, J, ... of MODEL (backbone and head counted "
+                   f"together, as 'insert' counts), trained as STEM+TA@I,J.yaml; or {EACH_BACKBONE}, one {AFTER}I "
+                   "per backbone layer (default: the named ones)")
     p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1, every variant once per seed; >= 2 "
                    "(default: %(default)s)")
     p.add_argument("--epochs", type=int, default=50, help="epochs per run (default: %(default)s)")
@@ -360,6 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="Ray cluster address (default: a local Ray instance)")
     p.add_argument("--latency-runs", type=int, default=20, help="timed forward passes per variant "
                    "(default: %(default)s)")
+    p.add_argument("--verbose", action="store_true",
+                   help="stream every run's full ultralytics log instead of the progress bar")
     p.set_defaults(func=cmd_study)
 
     p = sub.add_parser("plugins", help="what ultralytics sees of this package: modules, plugins, patch state",

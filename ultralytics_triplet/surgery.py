@@ -27,8 +27,8 @@ from typing import Any
 from ._checks import YAML_SUFFIXES
 from ._checks import is_int as _is_int
 
-__all__ = ("INSERTED_COMMENT", "insert_layers", "insert_layers_with_rows", "load_model_dict", "model_rows",
-           "write_yaml")
+__all__ = ("INSERTED_COMMENT", "check_after", "insert_layers", "insert_layers_with_rows", "load_model_dict",
+           "model_rows", "write_yaml")
 
 INSERTED_COMMENT = "# inserted by ultralytics-triplet"
 _LOAD_TIME_KEYS = ("scale", "yaml_file")  # set by yaml_model_load from the file name, never read from the file
@@ -96,7 +96,7 @@ def insert_layers_with_rows(
     if isinstance(args, (str, bytes)) or not isinstance(args, Sequence):
         raise ValueError(f"args must be a list of the inserted module's arguments, got {args!r}")
     rows = model_rows(d)
-    points = _check_after(after, len(rows))
+    points = check_after(after, len(rows))
     new_index, out_index = _index_maps(len(rows), points)
 
     new_rows: list[list] = []
@@ -157,24 +157,37 @@ def _check_rows(rows: list) -> None:
                 raise ValueError(f"layer {i}: 'from' {f!r} does not point at an earlier layer")
 
 
-def _check_after(after: int | Iterable[int], n_layers: int) -> set[int]:
-    """Validate insertion points against ``n_layers`` rows; the last row (the model's output head) is excluded."""
+def check_after(after: int | Iterable[int], n_layers: int, what: str = "after") -> set[int]:
+    """Validate insertion points against ``n_layers`` rows; the last row (the model's output head) is excluded.
+
+    Args:
+        after (int | Iterable[int]): Layer indices to insert after.
+        n_layers (int): Rows of the model, backbone and head counted together.
+        what (str): How the error messages name ``after`` (``placements 'after:30'`` in a study).
+
+    Returns:
+        (set[int]): The indices.
+
+    Raises:
+        ValueError: If ``after`` is empty or holds a non-integer, an index out of range or one index twice; the
+            message lists the valid indices.
+    """
     last = n_layers - 2
     valid = f"valid layer indices are 0..{last}" if last >= 0 else "the model has no layer to insert after"
     items = [after] if _is_int(after) else after
     if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
-        raise ValueError(f"after must be an int or a list of ints; {valid}, got {after!r}")
+        raise ValueError(f"{what} must be an int or a list of ints; {valid}, got {after!r}")
     items = list(items)
     if not items:
-        raise ValueError(f"after is empty: name at least one layer index; {valid}")
+        raise ValueError(f"{what} is empty: name at least one layer index; {valid}")
     seen: set[int] = set()
     for j in items:
         if not _is_int(j):
-            raise ValueError(f"after: {j!r} is not an int layer index; {valid}")
+            raise ValueError(f"{what}: {j!r} is not an int layer index; {valid}")
         if not 0 <= j <= last:
-            raise ValueError(f"after: layer {j} is out of range; {valid} (the last layer, the head, is excluded)")
+            raise ValueError(f"{what}: layer {j} is out of range; {valid} (the last layer, the head, is excluded)")
         if j in seen:
-            raise ValueError(f"after: layer {j} is listed twice; {valid}")
+            raise ValueError(f"{what}: layer {j} is listed twice; {valid}")
         seen.add(int(j))
     return seen
 

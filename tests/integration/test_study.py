@@ -1,7 +1,8 @@
 """``ultralytics-triplet study`` end to end: its help, and tiny studies that train.
 
-The training tests train yolov5n and its bundled placements (``triplet``, ``triplet-neck``) for 1-3 epochs on 16
-synthetic 64 px images: the numbers mean nothing, the tests check what the study does with them.
+The training tests train yolov5n, its bundled placements (``triplet``, ``triplet-neck``) and explicit positions
+(``after:4``) for 1-3 epochs on 16 synthetic 64 px images: the numbers mean nothing, the tests check what the study
+does with them (and which data order each seed trains on).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from helpers import IMGSZ, assert_usage_error, clean_env, cli, run
 from ultralytics_triplet import run_study as study
 from ultralytics_triplet.cli import main
 from ultralytics_triplet.data import make_shapes_dataset
+from ultralytics_triplet.study.run import RunSpec, run_training
 from ultralytics_triplet.study.stats import paired_interval, verdict
 
 pytestmark = pytest.mark.compat  # but for the Ray test, marked newest_only
@@ -52,7 +54,8 @@ def test_help(tmp_path):
     p = run([*cli(), "study", "--help"], tmp_path)
     assert p.returncode == 0, p.stderr
     assert p.stdout.startswith("usage: ultralytics-triplet study")
-    for option in ("--data", "--placements", "--seeds", "--pretrained", "--device", "--backend", "--address"):
+    for option in ("--data", "--placements", "--seeds", "--pretrained", "--device", "--backend", "--address",
+                   "--verbose", "after:I[,J...]", "each-backbone"):
         assert option in p.stdout
     assert not list(tmp_path.iterdir())
 
@@ -83,9 +86,10 @@ def test_local_study_writes_table_csv_and_chart_and_a_second_call_trains_nothing
     runs = read_csv(out / "study.csv")
     assert sorted((r["config"], r["seed"]) for r in runs) == sorted((c, s) for c in configs for s in ("0", "1"))
     for r in runs:
-        assert r["epochs"] == "1" and r["status"] == "trained"
+        assert r["epochs"] == "1" and r["status"] == "trained" and r["data_order"] == "seed"
         assert 0.0 <= float(r["mAP50-95"]) <= float(r["mAP50"]) <= 1.0
         assert (out / r["weights"]).is_file() and (out / r["run_dir"] / "results.csv").is_file()
+        assert "Starting training for 1 epochs" in (out / r["run_dir"] / "train.log").read_text(encoding="utf-8")
     value = {(r["config"], int(r["seed"])): float(r["mAP50-95"]) for r in runs}
     for row in result.rows:
         mine = [value[row["config"], s] for s in (0, 1)]
@@ -117,6 +121,77 @@ def test_local_study_writes_table_csv_and_chart_and_a_second_call_trains_nothing
     (data.parent / "images" / "train" / "00000.png").write_bytes(b"changed")
     assert_usage_error(main(base), capsys.readouterr().err, "holds a different study", "data")
     assert snapshot(out) == everything
+
+
+@pytest.mark.slow
+def test_a_study_of_explicit_positions_runs_end_to_end_and_its_console_is_one_progress_bar(shapes_data, tmp_path):
+    out = tmp_path / "study"
+    cmd = [*cli(), "study", "--data", str(shapes_data), "--model", "yolov5n.yaml", "--placements", "after:4",
+           "after:6", "--seeds", "2", "--epochs", "2", "--imgsz", str(IMGSZ), "--batch", "8", "--device", "cpu",
+           "--workers", "0", "--latency-runs", "2", "--out", str(out)]
+    p = subprocess.run(cmd, cwd=tmp_path, env=clean_env(), capture_output=True, timeout=600)  # bytes: keep the \r
+    console = (p.stdout + p.stderr).decode("utf-8", errors="replace")
+    assert p.returncode == 0, console[-3000:]
+    configs = ["yolov5n.yaml", "yolov5n+TA@4.yaml", "yolov5n+TA@6.yaml"]
+
+    # named by what they are: in the table, the CSV, the run folders; their configs written into the study folder
+    text = (out / "study.txt").read_text(encoding="utf-8")
+    assert [table_row(text, c).split(" ")[0] for c in configs] == configs
+    runs = read_csv(out / "study.csv")
+    assert sorted((r["config"], r["placement"], r["seed"]) for r in runs) == sorted(
+        (c, p, s) for c, p in zip(configs, ("none", "after:4", "after:6")) for s in ("0", "1"))
+    assert sorted(f.name for f in (out / "models").iterdir()) == configs[1:]
+    for r in runs:
+        assert r["run_dir"] == f"runs/{Path(r['config']).stem}-seed{r['seed']}" and r["data_order"] == "seed"
+        log = (out / r["run_dir"] / "train.log").read_text(encoding="utf-8")  # each run's log in its folder
+        assert "Starting training for 2 epochs" in log and "box_loss" in log
+    params = {r["config"]: r["parameters"] for r in study(shapes_data, placements=["after:4", "after:6"], out=out,
+                                                           **{**TINY, "epochs": 2}).rows}  # all reused
+    assert params["yolov5n+TA@4.yaml"] - params["yolov5n.yaml"] == 300 == params["yolov5n+TA@6.yaml"] - params[
+        "yolov5n.yaml"]
+
+    # the console: one progress bar over the runs, not ultralytics' epochs of every run
+    assert "Starting training" not in console and "box_loss" not in console
+    assert "study yolov5n-seed0 (run 1/6) epoch 1/2" in console
+    visible = [line.split("\r")[-1] for line in console.split("\n")]  # what a terminal keeps of each line
+    bar = [line for line in visible if "(run " in line or "runs done" in line]
+    assert len(bar) == 1 and "study 6/6 runs done" in bar[0], console[-3000:]  # the bar redraws in place
+    assert "ultralytics-triplet: 6 runs trained, 0 resumed, 0 reused" in console
+    assert (out / "study.png").stat().st_size > 10_000
+
+    again = run(cmd, tmp_path)  # resumable: the same command reuses every run
+    assert again.returncode == 0 and "0 runs trained, 0 resumed, 6 reused" in again.stdout + again.stderr
+
+
+def recording_trainer(order: list[str]):
+    """ultralytics' detection trainer, noting the image of every training sample in the order it trains on them."""
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    class Recording(DetectionTrainer):
+        def preprocess_batch(self, batch):
+            order.extend(Path(f).name for f in batch["im_file"])
+            return super().preprocess_batch(batch)
+
+    return Recording
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [0, 2])  # ultralytics 8.3 starts dataloader workers as it builds the loader
+def test_each_seed_trains_on_its_own_data_order_and_the_same_seed_on_the_same(workers, shapes_data, tmp_path):
+    """On every supported release, 8.3 included (whose loader ignores the seed): the study's own training run."""
+    orders, records = [], []
+    for k, seed in enumerate((0, 1, 0)):
+        order: list[str] = []
+        spec = RunSpec(cfg="yolov5n.yaml", data=str(shapes_data), seed=seed, epochs=2, imgsz=IMGSZ, batch=4,
+                       device="cpu", project=str(tmp_path / "runs"), name=f"run{k}-seed{seed}",
+                       train_args={"workers": workers, "trainer": recording_trainer(order)})
+        records.append(run_training(spec))
+        orders.append(order)
+    assert len(orders[0]) == 2 * 16 and sorted(orders[0][:16]) == sorted(orders[0][16:])  # 2 epochs of 16 images
+    assert orders[0] != orders[1]  # two seeds: two data orders
+    assert orders[0][:16] != orders[1][:16]  # from the first epoch on
+    assert orders[0] == orders[2]  # the same seed: the same order
+    assert {r.data_order for r in records} == {"seed"}
 
 
 @pytest.mark.slow
@@ -165,6 +240,7 @@ def test_ray_backend_trains_each_run_in_a_worker_process(tmp_path):
     for r in records:
         assert r["pid"] != os.getpid()  # a Ray worker trained it...
         assert Path(r["package"]) == Path(ultralytics_triplet.__file__).parent  # ...with this very package
+        assert "Starting training for 1 epochs" in (out / r["run_dir"] / "train.log").read_text(encoding="utf-8")
     assert len(read_csv(out / "study.csv")) == 4 and (out / "study.png").is_file()
     assert "yolov5n-triplet.yaml" in (out / "study.txt").read_text(encoding="utf-8")
     local = study(data, placements=["triplet"], out=out, backend="local", **TINY)  # the backend is not a setting

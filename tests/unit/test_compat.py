@@ -12,6 +12,7 @@ import inspect
 import logging
 import os
 import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -140,3 +141,70 @@ def test_checkpoint_model_prefers_the_ema():
     assert _compat.checkpoint_model({"ema": ema, "model": model}) is ema
     assert _compat.checkpoint_model({"ema": None, "model": model}) is model
     assert _compat.checkpoint_model({"other": torch.zeros(1)}) is None
+
+
+# -------------------------------------------------------------------------------- the training loader's shuffle
+
+
+def loader_order(seed: int | None, reseed: int | None = None) -> list[int]:
+    """The first epoch's order of a training loader ultralytics builds once its trainer seeded torch for training
+    ``seed`` (``None``: as it stands), reseeded by :func:`_compat.reseed_shuffle` for ``reseed`` when given."""
+    from ultralytics.data.build import build_dataloader
+
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)  # BaseTrainer: init_seeds(seed + 1 + RANK), and RANK is -1 outside DDP
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pin_memory without an accelerator
+            loader = build_dataloader(list(range(32)), batch=4, workers=0, shuffle=True)
+            if reseed is not None:
+                _compat.reseed_shuffle(loader, reseed)
+            return [int(i) for batch in loader for i in batch]
+
+
+def test_shuffle_follows_seed_says_whether_two_seeds_draw_two_data_orders():
+    follows = loader_order(0) != loader_order(1)
+    assert loader_order(1) == loader_order(1)
+    assert _compat.shuffle_follows_seed() == follows
+    if _compat.ultralytics_version() == _compat.oldest_supported():  # 8.3.0: SHUFFLE_SEED + RANK, no seed
+        assert not follows
+
+
+def test_shuffle_follows_seed_leaves_torch_random_state_as_it_was():
+    _compat.shuffle_follows_seed.cache_clear()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(123)
+        torch.rand(3)
+        state, initial = torch.get_rng_state(), torch.initial_seed()
+        _compat.shuffle_follows_seed()
+        assert torch.equal(torch.get_rng_state(), state) and torch.initial_seed() == initial
+
+
+def test_reseed_shuffle_orders_a_loader_by_the_seed_as_ultralytics_8_4_does():
+    """In this process (no dataloader workers); the study's training test covers workers, which 8.3 starts (and
+    draws an order with) as it builds the loader."""
+    from torch.utils.data import DataLoader
+
+    def reference(seed: int) -> list[int]:  # torch's own loader with the generator 8.4 seeds (RANK -1)
+        generator = torch.Generator().manual_seed(_compat.SHUFFLE_SEED - 1 + seed)
+        return [int(i) for b in DataLoader(list(range(32)), batch_size=4, shuffle=True, generator=generator) for i in b]
+
+    orders = {seed: loader_order(None, reseed=seed) for seed in (0, 1)}
+    assert orders[0] != orders[1] and loader_order(None, reseed=0) == orders[0]
+    assert orders == {seed: reference(seed) for seed in (0, 1)}
+    if _compat.shuffle_follows_seed():
+        assert orders == {seed: loader_order(seed) for seed in (0, 1)}  # the release's own order
+
+
+def test_progress_bar_is_ultralytics_bar_on_the_given_stream():
+    import io
+
+    from ultralytics.utils import TQDM
+
+    stream = io.StringIO()
+    bar = _compat.progress_bar(total=3, desc="study", unit="epoch", file=stream)
+    assert isinstance(bar, TQDM)
+    bar.update(3)
+    bar.set_description("study 3/3 runs done")
+    bar.close()
+    assert "study 3/3 runs done" in stream.getvalue() and "3/3" in stream.getvalue()

@@ -84,7 +84,7 @@ def test_the_reader_sees_every_module_and_its_imports():
     assert f"{NAME}.integration" in MODULES and f"{NAME}.study.plan" in MODULES
     assert f"{NAME}._compat" in GRAPH[f"{NAME}.integration"]  # a top-level relative import
     assert f"{NAME}.weights" in GRAPH[f"{NAME}.integration"]  # an import inside a function
-    assert f"{NAME}.placements" in GRAPH[f"{NAME}.study.plan"]  # two dots up
+    assert f"{NAME}.placements" in GRAPH[f"{NAME}.study.variants"]  # two dots up
 
 
 def test_no_import_cycle_among_the_package_modules_lazy_imports_included():

@@ -1,6 +1,8 @@
 """Where a study's runs train: one after another in this process (``local``), or as Ray tasks (``ray``).
 
-Both call ``on_done(spec, record)`` as each run finishes, in the calling process, which records it.
+Both call ``on_done(spec, record)`` as each run finishes, in the calling process, which records it. Locally the
+console's progress bar follows every epoch; on Ray it moves as runs finish, and each worker writes its run's log to
+the run folder, passing warnings and errors on to Ray's log, which Ray shows on the driver.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Any
 from .. import _env
 from .._checks import fail
 from .._text import one_line
-from .run import RunRecord, RunSpec, run_training
+from .console import Console
+from .run import RunRecord, RunSpec, listed_devices, run_training
 
 __all__ = ("RAY_HINT", "import_ray", "run_local", "run_ray")
 
@@ -30,22 +33,18 @@ def import_ray():
     return ray
 
 
-def run_local(specs: Sequence[RunSpec], on_done: OnDone) -> None:
-    """Train the runs one after the other in this process."""
+def run_local(specs: Sequence[RunSpec], on_done: OnDone, console: Console) -> None:
+    """Train the runs one after the other in this process, showing each one's epochs on ``console``."""
     for spec in specs:
-        on_done(spec, run_training(spec))
+        console.start(spec.name)
+        on_done(spec, run_training(spec, on_epoch=console.epoch, write=console.write))
 
 
 def _ray_gpus(ray, device: Any) -> int:
     """GPUs per Ray task: as many as ``device`` lists, none for ``cpu``, else one where the cluster has GPUs."""
-    text = "" if device is None else str(device).strip().lower()
-    if text in ("cpu", "mps"):
+    if str(device).strip().lower() in ("cpu", "mps"):
         return 0
-    if text and text != "cuda":
-        ids = [d for d in text.replace("cuda:", "").split(",") if d.strip()]
-        if ids and all(d.strip().isdigit() for d in ids):
-            return len(ids)
-    return 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+    return listed_devices(device) or (1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0)
 
 
 def run_ray(specs: Sequence[RunSpec], on_done: OnDone, address: str | None, device: Any) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from .. import _compat
 from .._files import atomic_write
-from .._text import table
+from .._text import duration, table
 from ._fields import Fields
 from .plan import Plan
 from .run import RunRecord
@@ -67,8 +67,8 @@ def run_rows(plan: Plan, records: Sequence[RunRecord]) -> list[dict[str, Any]]:
         "config": r.config, "placement": r.placement or "none", "seed": r.seed,
         label1: r.metrics.get(key1, math.nan), label2: r.metrics.get(key2, math.nan),
         "fitness": r.metrics.get("fitness", math.nan), "epochs": r.epochs_done, "train_time_s": r.train_time_s,
-        "wall_s": r.wall_s, "status": r.status, "run_dir": r.run_dir, "weights": r.weights, "host": r.host,
-        "ultralytics": r.ultralytics,
+        "wall_s": r.wall_s, "status": r.status, "data_order": r.data_order, "run_dir": r.run_dir,
+        "weights": r.weights, "host": r.host, "ultralytics": r.ultralytics,
     } for r in records]
 
 
@@ -122,14 +122,6 @@ def add_costs(rows: list[Summary], out: Path, imgsz: int, runs: int, device: Any
         row.latency_ms, row.latency_device = statistics.median(t), "GPU" if on_gpu else "CPU"
 
 
-def duration(seconds: float) -> str:
-    """``42 s``, ``3m05s`` or ``1h02m``."""
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    m, s = divmod(int(round(seconds)), 60)
-    return f"{m}m{s:02d}s" if m < 60 else f"{m // 60}h{m % 60:02d}m"
-
-
 def _interval_text(d: Interval | None) -> str:
     """``+0.0123 [-0.0040, +0.0286]`` (or ``-`` for the baseline)."""
     if d is None:
@@ -139,8 +131,21 @@ def _interval_text(d: Interval | None) -> str:
     return f"{d.mean:+.4f} [{d.lo:+.4f}, {d.hi:+.4f}]"
 
 
-def format_table(rows: list[Summary], plan: Plan, device: Any = None) -> str:
-    """The study's table: one row per variant, with the budget on top and how to read it below."""
+def _data_order_note(runs: list[dict[str, Any]]) -> str:
+    """A header line when some runs were shuffled the same way at every seed (ultralytics 8.3 with DDP), else ``""``."""
+    fixed = [r for r in runs if r.get("data_order") == "fixed"]
+    if not fixed:
+        return ""
+    releases = ", ".join(sorted({r["ultralytics"] for r in fixed}))
+    return (f"\nData order: {len(fixed)} of {len(runs)} runs were shuffled the same way at every seed (ultralytics "
+            f"{releases}: its loader ignores the seed, and the study cannot reseed it in the processes DDP starts): "
+            "their seeds differ in initialisation and augmentation only, so the intervals can come out narrower than "
+            "the run-to-run noise.")
+
+
+def format_table(rows: list[Summary], plan: Plan, device: Any = None, runs: list[dict[str, Any]] = ()) -> str:
+    """The study's table: one row per variant, with the budget (and any data-order caveat of ``runs``) on top and
+    how to read it below."""
     s = plan.settings
     label1, label2 = rows[0].metrics
     lat = rows[0].latency_device
@@ -159,7 +164,7 @@ def format_table(rows: list[Summary], plan: Plan, device: Any = None) -> str:
               f"{'from ' + Path(s['pretrained']).name if s['pretrained'] else 'from scratch'}"
               f"{', device ' + str(device) if device is not None else ''}")
     return (
-        f"{budget}\n{table(body)}\n"
+        f"{budget}{_data_order_note(list(runs))}\n{table(body)}\n"
         f"mean ± std over seeds. Δ: variant − {rows[0].config} at the same seed, mean and 95% t-interval of the "
         f"paired differences; the verdict reads Δ{label1}.\n"
         f"{lat} ms: batch-1 latency at imgsz {s['imgsz']}, median of fused models timed interleaved. train time: "

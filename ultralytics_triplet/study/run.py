@@ -1,7 +1,9 @@
 """One training run of a study: train (or continue, or finish recording) one variant at one seed.
 
 The same function runs in the calling process (local backend) and in Ray worker processes, so what it takes and
-returns are module-level dataclasses, which pickle.
+returns are module-level dataclasses, which pickle. Each run prints into its own ``train.log`` (see ``console``) and
+shuffles its data by its seed on every supported ultralytics release (8.3 ignores the seed there; a callback on the
+run's trainer seeds the loader as 8.4 does).
 """
 
 from __future__ import annotations
@@ -11,14 +13,16 @@ import os
 import platform
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .. import _compat
 from ._fields import Fields
+from .console import LOG_FILE, captured
 
-__all__ = ("RunRecord", "RunSpec", "run_training")
+__all__ = ("RunRecord", "RunSpec", "expected_data_order", "listed_devices", "run_training")
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,7 @@ class RunSpec:
         pretrained (str | None): Base weights every variant starts from.
         train_args (dict[str, Any]): Further ultralytics train arguments.
         ray_gpus (int): GPUs Ray assigned to this task (0 outside Ray).
+        verbose (bool): Print the run's log to the console (it always goes to ``train.log`` in the run folder).
     """
 
     cfg: str
@@ -50,6 +55,7 @@ class RunSpec:
     pretrained: str | None = None
     train_args: dict[str, Any] = field(default_factory=dict)
     ray_gpus: int = 0
+    verbose: bool = False
 
     @property
     def run_dir(self) -> Path:
@@ -80,6 +86,8 @@ class RunRecord(Fields):
         ultralytics (str): The ultralytics release that trained it.
         config_sha256 (str): Digest of the variant's model dict when it trained.
         placement (str | None): The variant's placement (None for the plain model).
+        data_order (str): ``seed`` if its training data was shuffled by its seed, ``fixed`` if the same way at every
+            seed (ultralytics 8.3 with DDP), ``""`` if not known.
     """
 
     config: str
@@ -98,6 +106,7 @@ class RunRecord(Fields):
     ultralytics: str = ""
     config_sha256: str = ""
     placement: str | None = None
+    data_order: str = ""
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunRecord:
@@ -135,6 +144,17 @@ def _results_dict(metrics: Any, best: Path) -> dict[str, float]:
     return {k: float(v) for k, v in (rd or {}).items()}
 
 
+def listed_devices(device: Any) -> int:
+    """How many devices ``device`` lists (``"0,1"``: 2, ``[0, 1]``: 2, ``0``: 1); 0 for none, ``cpu``, ``mps``."""
+    if isinstance(device, (list, tuple)):
+        return len(device)
+    text = "" if device is None else str(device).strip().lower()
+    if text in ("", "cpu", "mps", "cuda"):
+        return 0
+    ids = [d for d in text.replace("cuda:", "").split(",") if d.strip()]
+    return len(ids) if ids and all(d.strip().isdigit() for d in ids) else 0
+
+
 def _worker_device(spec: RunSpec) -> Any:
     """The ``device`` argument inside this process: the GPUs Ray assigned to the task, or the study's ``device``."""
     n = spec.ray_gpus
@@ -147,12 +167,41 @@ def _worker_device(spec: RunSpec) -> Any:
     return ",".join(map(str, range(n)))
 
 
-def run_training(spec: RunSpec) -> RunRecord:
+def expected_data_order(device: Any) -> str:
+    """``seed`` where a run on ``device`` shuffles by its seed, ``fixed`` where it cannot (8.3 with DDP: the worker
+    processes ultralytics starts take no callbacks)."""
+    return "seed" if listed_devices(device) <= 1 or _compat.shuffle_follows_seed() else "fixed"
+
+
+def _with_callbacks(model: Any, seeded: dict, on_epoch: Callable[[int, int], None] | None) -> Any:
+    """Add the run's callbacks to a ``YOLO`` model: the seeded data order (where the release needs it), progress."""
+    if not _compat.shuffle_follows_seed():
+
+        def seed_data_order(trainer) -> None:
+            """Shuffle the training data by the run's seed, as ultralytics 8.4 does (the loader is built by now)."""
+            loader = getattr(trainer, "train_loader", None)
+            if loader is not None:
+                _compat.reseed_shuffle(loader, trainer.args.seed)
+                seeded["applied"] = True
+
+        model.add_callback("on_pretrain_routine_end", seed_data_order)
+    if on_epoch is not None:
+        model.add_callback("on_fit_epoch_end", lambda trainer: on_epoch(trainer.epoch + 1, trainer.epochs))
+    return model
+
+
+def run_training(spec: RunSpec, on_epoch: Callable[[int, int], None] | None = None,
+                 write: Callable[[str], None] | None = None) -> RunRecord:
     """Train (or continue, or finish recording) one run of a study; return its record.
 
     An interrupted run (its ``last.pt`` holds an optimizer state) is continued with ultralytics' ``resume``; a run
     that finished without being recorded is validated again from ``best.pt``; anything else starts afresh in an
-    emptied run folder.
+    emptied run folder. What the run prints goes to ``train.log`` in its folder (see :func:`console.captured`).
+
+    Args:
+        spec (RunSpec): The run.
+        on_epoch (Callable[[int, int], None] | None): Called with (epoch, epochs) after each epoch trained here.
+        write (Callable[[str], None] | None): Writes a warning line on the console (default: standard error).
     """
     import ultralytics
     from ultralytics import YOLO
@@ -164,25 +213,33 @@ def run_training(spec: RunSpec) -> RunRecord:
     run_args = {k: v for k, v in spec.train_args.items() if k in ("workers", "cache")}
     t0 = time.perf_counter()
     state = _run_state(run_dir, spec.epochs)
-    if state == "resumable":
-        metrics = YOLO(str(last)).train(resume=True, device=device, **run_args)
-        status = "resumed"
-    elif state == "trained":
-        metrics = YOLO(str(best)).val(
-            data=spec.data, imgsz=spec.imgsz, batch=spec.batch if spec.batch > 0 else 16, device=device,
-            plots=False, project=str(run_dir), name="revalidation", exist_ok=True,
-        )
-        status = "revalidated"
+    if state == "fresh" and run_dir.exists():
+        shutil.rmtree(run_dir)  # an earlier attempt that left nothing to continue from (ours: under runs/)
+    seeded = {"applied": False}
+    with captured(run_dir / LOG_FILE, spec.verbose, label=spec.name, write=write):
+        if state == "resumable":
+            model = _with_callbacks(YOLO(str(last)), seeded, on_epoch)
+            metrics = model.train(resume=True, device=device, **run_args)
+            status = "resumed"
+        elif state == "trained":
+            metrics = YOLO(str(best)).val(
+                data=spec.data, imgsz=spec.imgsz, batch=spec.batch if spec.batch > 0 else 16, device=device,
+                plots=False, project=str(run_dir), name="revalidation", exist_ok=True,
+            )
+            status = "revalidated"
+        else:
+            model = _with_callbacks(YOLO(spec.cfg), seeded, on_epoch)
+            metrics = model.train(
+                data=spec.data, epochs=spec.epochs, imgsz=spec.imgsz, batch=spec.batch, seed=spec.seed,
+                deterministic=True, device=device, project=spec.project, name=spec.name, exist_ok=True,
+                pretrained=spec.pretrained or False, val=True, plots=spec.train_args.get("plots", False),
+                **{k: v for k, v in spec.train_args.items() if k != "plots"},
+            )
+            status = "trained"
+    if status == "revalidated":
+        data_order = expected_data_order(device)
     else:
-        if run_dir.exists():
-            shutil.rmtree(run_dir)  # an earlier attempt that left nothing to continue from (ours: under runs/)
-        metrics = YOLO(spec.cfg).train(
-            data=spec.data, epochs=spec.epochs, imgsz=spec.imgsz, batch=spec.batch, seed=spec.seed,
-            deterministic=True, device=device, project=spec.project, name=spec.name, exist_ok=True,
-            pretrained=spec.pretrained or False, val=True, plots=spec.train_args.get("plots", False),
-            **{k: v for k, v in spec.train_args.items() if k != "plots"},
-        )
-        status = "trained"
+        data_order = "seed" if _compat.shuffle_follows_seed() or seeded["applied"] else "fixed"
     wall = time.perf_counter() - t0
     rows = _compat.read_results_csv(run_dir / "results.csv")
     train_time = _compat.train_seconds(rows)
@@ -201,4 +258,5 @@ def run_training(spec: RunSpec) -> RunRecord:
         pid=os.getpid(),
         package=str(Path(__file__).parents[1]),
         ultralytics=ultralytics.__version__,
+        data_order=data_order,
     )
