@@ -28,6 +28,13 @@ from ultralytics_triplet.surgery import INSERTED_COMMENT, insert_layers, insert_
 pytestmark = [pytest.mark.newest_only, pytest.mark.usefixtures("one_thread")]  # the machine is shared, models tiny
 
 
+def load_yaml(path):
+    """ultralytics' own YAML reader (imported here: ultralytics 8.3 has no ``ultralytics.utils.YAML``)."""
+    from ultralytics.utils import YAML
+
+    return YAML.load(path)
+
+
 TASK_MODEL = {
     "detect": DetectionModel,
     "segment": SegmentationModel,
@@ -267,9 +274,7 @@ def test_write_yaml_marks_inserted_rows_and_round_trips(tmp_path):
     assert text.startswith("# YOLOv8 with Triplet Attention\n")
     marked = [ln for ln in text.splitlines() if INSERTED_COMMENT in ln]
     assert len(marked) == 3 and all("TripletAttention" in ln for ln in marked)
-    from ultralytics.utils import YAML  # here: a module-level import would stop collection on ultralytics 8.3
-
-    back = YAML.load(path)
+    back = load_yaml(path)
     assert back == {k: v for k, v in d.items() if k not in ("scale", "yaml_file")}
     loaded = yaml_model_load(path)
     assert loaded["scale"] == "n"
@@ -285,7 +290,7 @@ def test_write_yaml_refuses_to_overwrite_unless_forced(tmp_path):
         write_yaml(d, path, rows)
     assert path.read_text() == "keep me\n"
     write_yaml(d, path, rows, force=True)
-    assert YAML.load(path)["backbone"][-1] == [-1, 1, "TripletAttention", []]
+    assert load_yaml(path)["backbone"][-1] == [-1, 1, "TripletAttention", []]
     with pytest.raises(ValueError, match=r"\.yaml or \.yml"):
         write_yaml(d, tmp_path / "model.txt", rows)
     with pytest.raises(ValueError, match=r"valid indices are 0\.\.25"):
@@ -298,7 +303,7 @@ def test_write_yaml_round_trips_every_stock_yaml(tmp_path):
     for i, path in enumerate(sorted(CFG_DIR.rglob("*.yaml"))):
         d, rows = insert_layers_with_rows(path, after=[0])
         out = write_yaml(d, tmp_path / f"{i}-{path.name}", rows)
-        assert YAML.load(out) == {k: v for k, v in d.items() if k not in ("scale", "yaml_file")}, path
+        assert load_yaml(out) == {k: v for k, v in d.items() if k not in ("scale", "yaml_file")}, path
 
 
 def test_write_yaml_warns_when_the_file_name_loses_the_scale(tmp_path):
