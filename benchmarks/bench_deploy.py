@@ -33,6 +33,7 @@ import json
 import logging
 import math
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -284,9 +285,12 @@ def overheads(times: dict[str, list[float]], base: str = "plain") -> dict[str, t
 
 
 # --- per-operation profiles -------------------------------------------------------------------------------------
-def profile_ops(rt: str, path: Path, size: int, threads: int, runs: int) -> dict[str, tuple[float, int]]:
-    """{operation type: (ms per inference, nodes)} from the runtime's own profiler."""
-    x, ops = image(size), defaultdict(lambda: [0.0, 0])
+ROW = re.compile(r"model\.(\d+)[./]")  # the model row a node belongs to, from its name: /model.3/Conv, model.3.cv1/...
+
+
+def profile_nodes(rt: str, path: Path, size: int, threads: int, runs: int) -> list[tuple[str, str, float]]:
+    """(node name, operation type, ms per inference) of every node the runtime's own profiler timed."""
+    x, nodes = image(size), defaultdict(float)
     if rt == "onnxruntime":
         with tempfile.TemporaryDirectory() as tmp:
             session = ort_session(path, threads, profile=str(Path(tmp) / "ort"))
@@ -296,8 +300,7 @@ def profile_ops(rt: str, path: Path, size: int, threads: int, runs: int) -> dict
             events = json.loads(Path(session.end_profiling()).read_text())
         kernels = [e for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
         for e in kernels[len(kernels) * 3 // (runs + 3):]:  # without the warm-up runs
-            ops[e["args"]["op_name"]][0] += e["dur"] / 1e3 / runs
-            ops[e["args"]["op_name"]][1] += 1
+            nodes[e["name"][: -len("_kernel_time")], e["args"]["op_name"]] += e["dur"] / 1e3 / runs
     elif rt == "openvino":
         request = ov_compiled(path, threads, perf=True).create_infer_request()
         for _ in range(3):
@@ -306,37 +309,56 @@ def profile_ops(rt: str, path: Path, size: int, threads: int, runs: int) -> dict
             request.infer({0: x})
             for p in request.profiling_info:
                 if p.status.name == "EXECUTED":
-                    ops[p.node_type][0] += p.real_time.total_seconds() * 1e3 / runs
-                    ops[p.node_type][1] += 1
-    return {k: (t, n // runs) for k, (t, n) in ops.items()}
+                    nodes[p.node_name, p.node_type] += p.real_time.total_seconds() * 1e3 / runs
+    return [(name, op, t) for (name, op), t in nodes.items()]
 
 
-def profile_report(files: dict, labels: list[str], sizes: list[int], runtimes: list[str]) -> list[str]:
-    """Per-operation time of plain, dense and official-style dense, and what dense adds, per runtime and size."""
-    shown = [k for k in labels if k in ("plain", labels[3], labels[4])]
+def by_type(nodes: list[tuple[str, str, float]]) -> dict[str, tuple[float, int]]:
+    """{operation type: (ms per inference, nodes)}."""
+    out = defaultdict(lambda: [0.0, 0])
+    for _, op, t in nodes:
+        out[op][0] += t
+        out[op][1] += 1
+    return {op: (t, n) for op, (t, n) in out.items()}
+
+
+def type_table(prof: dict[str, dict[str, tuple[float, int]]], title: str, diff: tuple[str, str] | None) -> list[str]:
+    """Lines of a table of ms (nodes) per operation type, one column per model, sorted by the first column or diff."""
+    cols = list(prof)
+    ops = set().union(*prof.values())
+    get = lambda k, op: prof[k].get(op, (0.0, 0))  # noqa: E731
+    added = {op: get(diff[1], op)[0] - get(diff[0], op)[0] for op in ops} if diff else {}
+    lines = ["", title, f"{'operation':<22}" + "".join(f" {k:>24}" for k in cols)
+             + (f" {diff[1].split(',')[0] + ' - ' + diff[0]:>20}" if diff else "")]
+    for op in sorted(ops, key=lambda o: -(added[o] if diff else get(cols[0], o)[0])):
+        cells = "".join(f" {f'{get(k, op)[0]:8.3f} ({get(k, op)[1]:3d})':>24}" for k in cols)
+        lines.append(f"{op:<22}{cells}" + (f" {added[op]:+20.3f}" if diff else ""))
+    totals = {k: sum(t for t, _ in prof[k].values()) for k in cols}
+    return lines + [f"{'total':<22}" + "".join(f" {totals[k]:24.3f}" for k in cols)
+                    + (f" {totals[diff[1]] - totals[diff[0]]:+20.3f}" if diff else "")]
+
+
+def profile_report(files: dict, rows: list[int], labels: list[str], sizes: list[int], runtimes: list[str]
+                   ) -> list[str]:
+    """Per-operation time of plain, dense and official-style dense, what dense adds, and the dense model's attention
+    rows on their own (``rows``: their indices; nodes named after them, which includes the layout conversions
+    OpenVINO inserts there; ONNX Runtime names its own conversions after no row, so they appear in the first table
+    only)."""
+    plain, dense, official = labels[0], labels[3], labels[4]
     lines = []
     for rt in runtimes:
         if rt == "ncnn":
             lines += ["", "NCNN: no per-operation profiler in its Python runtime; not profiled."]
             continue
         for size in sizes:
-            prof = {k: profile_ops(rt, files[rt, size, k], size, ARGS.threads, ARGS.profile_runs) for k in shown}
-            plain, dense = prof[shown[0]], prof[shown[1]]
-            total = {k: sum(t for t, _ in p.values()) for k, p in prof.items()}
-            lines += [
-                "",
-                f"{rt} {size}: ms per inference by operation type (nodes), mean of {ARGS.profile_runs} profiled runs",
-                f"{'operation':<22} " + " ".join(f"{k:>24}" for k in shown) + f" {'dense - plain':>14}",
-            ]
-            added = {op: dense.get(op, (0.0, 0))[0] - plain.get(op, (0.0, 0))[0] for op in set().union(*prof.values())}
-            for op in sorted(added, key=lambda o: -added[o]):
-                cells = []
-                for k in shown:
-                    t, n = prof[k].get(op, (0.0, 0))
-                    cells.append(f"{t:8.3f} ({n:3d})".rjust(24))
-                lines.append(f"{op:<22} " + " ".join(cells) + f" {added[op]:+14.3f}")
-            lines.append(f"{'total':<22} " + " ".join(f"{total[k]:24.3f}" for k in shown)
-                         + f" {total[shown[1]] - total[shown[0]]:+14.3f}")
+            nodes = {k: profile_nodes(rt, files[rt, size, k], size, ARGS.threads, ARGS.profile_runs)
+                     for k in (plain, dense, official)}
+            runs = f"mean of {ARGS.profile_runs} profiled runs"
+            lines += type_table({k: by_type(v) for k, v in nodes.items()},
+                                f"{rt} {size}: ms per inference by operation type (nodes), {runs}", (plain, dense))
+            own = [n for n in nodes[dense] if (m := ROW.search(n[0])) and int(m.group(1)) in rows]
+            lines += type_table({f"{dense} rows": by_type(own)},
+                                f"{rt} {size}: the {len(rows)} TripletAttention rows of {dense} alone, {runs}", None)
     return lines
 
 
@@ -392,7 +414,12 @@ def main() -> None:
         print()
         print("\n".join(report(rows, counts, labels, runtimes)))
         if ARGS.profile:
-            print("\n".join(profile_report(files, list(labels), ARGS.sizes, runtimes)))
+            from ultralytics_triplet.nn import TripletAttention
+
+            dense = list(labels)[3]
+            attention = [i for i, m in enumerate(build(dense, labels[dense]).model.model)
+                         if isinstance(m, TripletAttention)]
+            print("\n".join(profile_report(files, attention, list(labels), ARGS.sizes, runtimes)))
     print(f"\n(total {time.perf_counter() - t_start:.0f} s)")
 
 
