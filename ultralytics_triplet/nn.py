@@ -25,6 +25,11 @@ plain branch of ``forward``), which runs everywhere else: autocast, other device
 ``torch.fx``, ``torch.func``, ``torch.compile``/export, dispatch modes; ``create_graph`` backward differentiates it.
 Hooks: the fast path skips calling the gates' submodules, so it steps aside whenever any submodule (or the global
 registry) has a hook; profilers such as thop and ultralytics' GFLOPs then see every conv, on the plain path.
+
+Exports: ultralytics' ONNX, OpenVINO and NCNN exporters record the model with ``torch.jit.trace``. An eval-mode trace
+with nothing hooked below the module records the plain gates with each BatchNorm folded into its conv, in the layout
+ONNX Runtime and OpenVINO run fastest (``TripletAttention._traced_gates``); it holds no traced size, so dynamic-shape
+exports stay right at every size.
 """
 
 from __future__ import annotations
