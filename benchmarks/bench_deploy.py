@@ -424,7 +424,7 @@ def main() -> None:
 
 
 def report(rows: list, counts: dict, labels: dict, runtimes: list[str]) -> list[str]:
-    """The overhead table, the node counts and the verdict on the targets."""
+    """The overhead table, the node counts and where the dense placement stands against its aims."""
     head = f"{'runtime':<12} {'size':>4} {'plain ms':>9}" + "".join(f" {k:>26}" for k in list(labels)[1:])
     lines = ["Overhead over plain " + ARGS.model, head]
     verdicts = []

@@ -321,7 +321,8 @@ class TripletAttention(nn.Module):
         formulation the runtimes of exported graphs execute fastest (``_traced_gates``)."""
         if not torch.jit.is_tracing() or self.training or _under_autocast(x) or hooked(self):
             return False
-        return all(_folded(g) is not None for g in (self.cw, self.hc, getattr(self, "hw", self.cw)))
+        gates = (self.cw, self.hc) if self.no_spatial else (self.cw, self.hc, self.hw)
+        return all(_folded(g) is not None for g in gates)
 
     @torch.jit.unused
     def _traced_gates(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
