@@ -48,20 +48,13 @@ def parse_args() -> argparse.Namespace:
 
 
 ARGS = parse_args()
-ROOT = Path(__file__).resolve().parents[1]
 # Before torch (and ultralytics, which sets OMP_NUM_THREADS=1 when it is unset) is imported.
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = str(ARGS.threads)
-# Benchmark this checkout's package. An installed copy's start-up hook (.pth) may have imported itself already;
-# then start again with the checkout first on PYTHONPATH, so the hook imports the checkout instead.
-_loaded = sys.modules.get("ultralytics_triplet")
-if _loaded is not None and ROOT not in Path(_loaded.__file__).resolve().parents:
-    if os.environ.get("_TRIPLET_BENCH_REEXEC"):
-        sys.exit(f"cannot import ultralytics_triplet from {ROOT}; it comes from {_loaded.__file__}")
-    _pp = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    os.environ.update(PYTHONPATH=_pp, _TRIPLET_BENCH_REEXEC="1")
-    os.execv(sys.executable, [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]])
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _checkout import use_checkout  # noqa: E402
+
+use_checkout(__file__)  # benchmark this checkout's package
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402

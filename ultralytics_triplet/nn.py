@@ -25,6 +25,11 @@ plain branch of ``forward``), which runs everywhere else: autocast, other device
 ``torch.fx``, ``torch.func``, ``torch.compile``/export, dispatch modes; ``create_graph`` backward differentiates it.
 Hooks: the fast path skips calling the gates' submodules, so it steps aside whenever any submodule (or the global
 registry) has a hook; profilers such as thop and ultralytics' GFLOPs then see every conv, on the plain path.
+
+Exports: ultralytics' ONNX, OpenVINO and NCNN exporters record the model with ``torch.jit.trace``. An eval-mode trace
+with nothing hooked below the module records the plain gates with each BatchNorm folded into its conv, in the layout
+ONNX Runtime and OpenVINO run fastest (``TripletAttention._traced_gates``); it holds no traced size, so dynamic-shape
+exports stay right at every size.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from __future__ import annotations
 from numbers import Integral
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ._fused import _autocast, gate_conv, hooked, triplet_scale, use_fused, zpool3
@@ -125,18 +131,52 @@ def _low_precision_grad(x: torch.Tensor) -> bool:
     return torch.is_grad_enabled() and _under_autocast(x)
 
 
-def _gate_no_grad(gate: AttentionGate, pooled: torch.Tensor) -> torch.Tensor:
-    """The same gate without autograd: its conv through ``gate_conv``, which is faster on long thin maps.
+def _folded(gate: AttentionGate) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The gate's conv weight and bias with its eval-mode BatchNorm folded in; None where BN uses batch statistics.
 
-    In eval mode the BatchNorm is an affine map with fixed statistics, so it is folded into the conv's weight and bias
-    (one conv, no separate BatchNorm call: on the small pooled maps each call costs more than its arithmetic).
+    In eval mode the BatchNorm is an affine map with fixed statistics: BN(conv(p)) = conv(p, w·a) + (β − μ·a) with
+    a = γ / sqrt(σ² + ε). A float16 or bfloat16 gate is folded in float32, then cast back.
     """
     conv, bn = gate.conv.conv, gate.conv.bn
     if bn.training or bn.running_mean is None or bn.running_var is None or not bn.affine:
-        return bn(gate_conv(pooled, conv.weight)).sigmoid()
-    scale = bn.weight * (bn.running_var + bn.eps).rsqrt()
-    shift = bn.bias - bn.running_mean * scale
-    return gate_conv(pooled, conv.weight * scale.view(-1, 1, 1, 1), shift).sigmoid_()
+        return None
+    dtype = conv.weight.dtype
+    low = dtype in (torch.float16, torch.bfloat16)
+    w, gamma, beta, mean, var = (t.float() if low else t for t in (conv.weight, bn.weight, bn.bias, bn.running_mean,
+                                                                   bn.running_var))
+    scale = gamma * (var + bn.eps).rsqrt()
+    weight, bias = w * scale.view(-1, 1, 1, 1), beta - mean * scale
+    return (weight.to(dtype), bias.to(dtype)) if low else (weight, bias)
+
+
+def _gate_no_grad(gate: AttentionGate, pooled: torch.Tensor) -> torch.Tensor:
+    """The same gate without autograd: its conv through ``gate_conv``, which is faster on long thin maps.
+
+    In eval mode the BatchNorm is folded into the conv's weight and bias (``_folded``: one conv, no separate BatchNorm
+    call; on the small pooled maps each call costs more than its arithmetic).
+    """
+    folded = _folded(gate)
+    if folded is None:
+        return gate.conv.bn(gate_conv(pooled, gate.conv.conv.weight)).sigmoid()
+    return gate_conv(pooled, *folded).sigmoid_()
+
+
+def _traced_gate(gate: AttentionGate, pooled: torch.Tensor, transposed: bool = False) -> torch.Tensor:
+    """sigmoid(conv(pooled)) with the gate's BatchNorm folded into the conv (``_folded``).
+
+    With ``transposed``, ``pooled`` is the transpose of the map the gate's weights are for; the kernel is transposed too
+    (a "same" convolution commutes with transposing both map and kernel), so the result is the transposed gate.
+    In an ONNX export the 2 -> 1 convolution is written as a depthwise one (each pooled channel with its own kernel)
+    and a sum over the two channels, which ONNX Runtime runs faster than a convolution with one output channel.
+    """
+    weight, bias = _folded(gate)
+    if transposed:
+        weight = weight.transpose(2, 3)
+    padding = gate.conv.conv.padding
+    if torch.onnx.is_in_onnx_export():
+        per_channel = F.conv2d(pooled, weight.reshape(2, 1, *weight.shape[2:]), padding=padding, groups=2)
+        return (per_channel.sum(1, keepdim=True) + bias.view(1, 1, 1, 1)).sigmoid()
+    return F.conv2d(pooled, weight, bias, padding=padding).sigmoid()
 
 
 _LEGACY_GATES = {"ChannelGateH": "cw", "ChannelGateW": "hc", "SpatialGate": "hw"}  # tutorial name -> official name
@@ -237,6 +277,9 @@ class TripletAttention(nn.Module):
             (dict[str, torch.Tensor]): ``cw`` (B, C, 1, W), ``hc`` (B, C, H, 1) and, unless ``no_spatial``,
             ``hw`` (B, 1, H, W).
         """
+        if not torch.jit.is_scripting():  # TorchScript compiles the formulation below
+            if self._traced_eval(x):
+                return self._traced_gates(x)
         # Rotated maps as in the paper: cw sees a (C, W) map, hc an (H, C) map; gates rotate back by transposes.
         # Pooled maps are made contiguous, as the official rotated copies are (see _low_precision_grad for why).
         g_hc = self.hc(zpool(x, 3).transpose(2, 3).contiguous())  # (B,2,H,C) -> (B,1,H,C)
@@ -265,10 +308,42 @@ class TripletAttention(nn.Module):
             cast = _under_autocast(x)
         if cast:
             g = {k: v.to(x.dtype) for k, v in g.items()}
-        scale = g["cw"] + g["hc"]
+        s = 1 / len(g)  # on the small gates, not on their full-size sum
+        scale = g["cw"] * s + g["hc"] * s
         if not self.no_spatial:
-            scale = scale + g["hw"]
-        return x * (scale / len(g))
+            scale = scale + g["hw"] * s
+        return x * scale
+
+    @torch.jit.unused
+    def _traced_eval(self, x: torch.Tensor) -> bool:
+        """Whether ``torch.jit.trace`` (and so ``torch.onnx.export``, OpenVINO's and PNNX's converters) records an
+        eval-mode forward with nothing hooked below the module and no autocast: then ``gates`` records the
+        formulation the runtimes of exported graphs execute fastest (``_traced_gates``)."""
+        if not torch.jit.is_tracing() or self.training or _under_autocast(x) or hooked(self):
+            return False
+        gates = (self.cw, self.hc) if self.no_spatial else (self.cw, self.hc, self.hw)
+        return all(_folded(g) is not None for g in gates)
+
+    @torch.jit.unused
+    def _traced_gates(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``gates`` for an exported eval-mode graph: the same gates, in the layout the runtimes run fastest.
+
+        Each gate's BatchNorm is folded into its conv (what ultralytics' ``fuse()`` does for its own Conv layers). Both
+        rotated gates convolve a map whose last axis is C, which ONNX Runtime's and OpenVINO's convolutions of one
+        output channel run faster than the tall (C, W) map (``cw`` with its kernel transposed for that). Each pooled
+        pair is concatenated on the axis it pooled away, so one transpose rotates it and one rotates the gate back.
+        """
+
+        def pool(d: int) -> torch.Tensor:  # (max, mean) over axis d, concatenated along d
+            return torch.cat((x.amax(d, keepdim=True), x.mean(d, keepdim=True)), d)
+
+        out = {
+            "cw": _traced_gate(self.cw, pool(2).permute(0, 2, 3, 1), transposed=True).permute(0, 3, 1, 2),  # (W, C)
+            "hc": _traced_gate(self.hc, pool(3).permute(0, 3, 2, 1)).permute(0, 3, 2, 1),  # (H, C)
+        }
+        if not self.no_spatial:
+            out["hw"] = _traced_gate(self.hw, pool(1))  # (H, W)
+        return out
 
     @torch.jit.unused
     def _fast(self, x: torch.Tensor) -> bool:

@@ -70,6 +70,47 @@ def test_exported_triplet_model_matches_pytorch(fmt, tmp_path, monkeypatch):
     np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max())
 
 
+def run_at(f: str | Path, fmt: str, x: torch.Tensor) -> np.ndarray:
+    """Run a dynamic-shape export ``f`` on ``x`` in its own runtime (ONNX Runtime, OpenVINO) or TorchScript."""
+    if fmt == "onnx":
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(f), providers=["CPUExecutionProvider"])
+        return session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    if fmt == "openvino":
+        import openvino as ov
+
+        core = ov.Core()
+        compiled = core.compile_model(core.read_model(str(next(Path(f).glob("*.xml")))), "CPU",
+                                      {"INFERENCE_PRECISION_HINT": "f32"})
+        return compiled.create_infer_request().infer({0: x.numpy()})[0]
+    y = torch.jit.load(str(f))(x)
+    return (y[0] if isinstance(y, (list, tuple)) else y).numpy()
+
+
+@pytest.mark.parametrize("fmt", [
+    pytest.param("torchscript", id="torchscript"),
+    pytest.param("onnx", marks=needs("onnx", "onnxruntime"), id="onnx"),
+    pytest.param("openvino", marks=needs("openvino"), id="openvino"),
+])
+def test_dynamic_export_matches_pytorch_at_other_sizes(fmt, tmp_path, monkeypatch):
+    """``dynamic=True``: exported at one size, the dense model (attention on every map) is right at others."""
+    from ultralytics import YOLO
+
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    model = YOLO("yolov5n-triplet-dense.yaml")
+    net = model.model.float().eval()
+    f = model.export(format=fmt, imgsz=IMGSZ, device="cpu", dynamic=True)
+    for shape in [(1, 3, IMGSZ, IMGSZ), (2, 3, 96, 128), (1, 3, 160, 64)]:
+        x = torch.rand(shape, generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            expected = net(x)[0].numpy()
+        got = run_at(f, fmt, x)
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max())
+
+
 HEAVY = [
     pytest.param("paddle", marks=needs("paddle", "x2paddle"), id="paddle"),
     pytest.param("executorch", marks=needs("executorch"), id="executorch"),

@@ -292,3 +292,66 @@ def test_fuse_keeps_the_gates_and_the_outputs():
     gates = [g for m in net.modules() if type(m).__name__ == "TripletAttention" for g in (m.cw, m.hc, m.hw)]
     assert gates and all(hasattr(g.conv, "bn") for g in gates)  # ultralytics folds its own Conv classes only
     torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-3)
+
+
+# ------------------------------------------------------------------------------------- what torch.jit.trace records
+
+
+def _traced_ops(m: nn.Module, x: torch.Tensor) -> tuple[torch.jit.ScriptModule, set[str]]:
+    with torch.no_grad():
+        traced = torch.jit.trace(m, x)
+    return traced, {n.kind() for n in traced.inlined_graph.nodes()}
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit.trace is deprecated, still what exporters call
+@pytest.mark.parametrize(("no_spatial", "k"), [(False, 7), (True, 7), (False, 3)])
+def test_an_eval_trace_folds_each_gates_batchnorm_and_computes_the_same_at_other_sizes(no_spatial, k):
+    ref, ours = pair(no_spatial, k=k, seed=6)
+    ref.eval(), ours.eval()
+    traced, ops = _traced_ops(ours, torch.randn(2, 6, 7, 9))
+    assert "aten::batch_norm" not in ops and "aten::_convolution" in ops  # BN folded into the gate convs
+    for shape in [(2, 6, 7, 9), (1, 6, 12, 5), (3, 6, 4, 4)]:  # the trace holds no size: other maps are right too
+        x = torch.randn(shape)
+        with torch.no_grad():
+            torch.testing.assert_close(traced(x), ref(x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_a_trace_keeps_the_gate_modules_when_a_submodule_is_hooked_or_in_training():
+    ref, ours = pair(seed=7)
+    x = torch.randn(2, 6, 7, 9)
+    fired = []
+    hook = ours.hc.conv.bn.register_forward_hook(lambda *args: fired.append(1))
+    try:
+        _, ops = _traced_ops(ours.eval(), x)
+    finally:
+        hook.remove()
+    assert fired and "aten::batch_norm" in ops  # the hook saw the BN it is registered on
+    ours.hc.conv.bn.train()  # one gate's BN on batch statistics: nothing may be folded
+    _, ops = _traced_ops(ours, x)
+    assert "aten::batch_norm" in ops
+    ref.train(), ours.train()
+    traced, ops = _traced_ops(ours, x)
+    assert "aten::batch_norm" in ops
+    with torch.no_grad():
+        torch.testing.assert_close(traced(x), ref(x), rtol=1e-5, atol=1e-6)  # batch statistics, as in training
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::DeprecationWarning")
+def test_onnx_export_with_dynamic_axes_runs_at_other_sizes():
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    import io
+
+    ref, ours = pair(seed=8)
+    ref.eval(), ours.eval()
+    f = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(ours, (torch.randn(1, 6, 8, 8),), f, dynamo=False, opset_version=17, input_names=["x"],
+                          dynamic_axes={"x": {0: "batch", 2: "height", 3: "width"}})
+    session = ort.InferenceSession(f.getvalue(), providers=["CPUExecutionProvider"])
+    for shape in [(1, 6, 8, 8), (2, 6, 5, 11), (1, 6, 16, 3)]:
+        x = torch.randn(shape)
+        (got,) = session.run(None, {"x": x.numpy()})
+        with torch.no_grad():
+            torch.testing.assert_close(torch.from_numpy(got), ref(x), rtol=1e-4, atol=1e-5)

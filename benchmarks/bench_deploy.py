@@ -1,0 +1,449 @@
+"""Exported triplet models in the runtimes people deploy with: time over the plain model, side by side.
+
+Usage:
+    python benchmarks/bench_deploy.py                     # yolov5s at 320 and 640: ONNX Runtime, OpenVINO, NCNN
+    python benchmarks/bench_deploy.py --profile           # also the per-operation breakdown of plain and dense
+    python benchmarks/bench_deploy.py --model yolov8n --sizes 320 --rounds 10 --runtimes onnxruntime
+
+For each size, ultralytics' own exporter (``model.export(format=...)``: ONNX, OpenVINO, which converts from PyTorch,
+and NCNN) writes the plain model, each named placement (``-triplet``, ``-triplet-neck``, ``-triplet-dense``) and the
+dense model with the official-style module (``ultralytics_triplet.reference.ReferenceTriplet``, the same weights)
+in its rows. Random weights, seed 0; timing does not depend on their values.
+
+Each runtime then runs every variant at batch 1 on ``--threads`` threads, interleaved: one round runs each variant in
+turn (a few calls each, at least ``MIN_ROUND_MS``), and a variant's overhead is the median over ``--rounds`` rounds
+of its time divided by the plain model's in the same round, given with the range of the middle half of the rounds.
+Interleaving is why ONNX Runtime's intra-op threads do not spin (``session.intra_op.allow_spinning`` 0): spinning
+threads of one session would slow the next; for the same reason NCNN's OpenMP threads do not wait spinning after a layer
+(``openmp_blocktime`` 0). OpenVINO runs with the LATENCY hint. Each runtime's own precision defaults hold (OpenVINO
+runs bf16 on CPUs with AMX or AVX512-BF16, NCNN stores fp16 where the CPU supports it).
+
+``--profile`` adds each runtime's per-operation times (ONNX Runtime's profiler, OpenVINO's performance counters) for
+the plain, dense and official-style dense models, summed by operation type, and what the dense model adds.
+Exports run with ultralytics' auto-install of missing requirements off, so nothing is installed or upgraded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import math
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+RUNTIMES = ("onnxruntime", "openvino", "ncnn")
+FORMAT = {"onnxruntime": "onnx", "openvino": "openvino", "ncnn": "ncnn"}  # runtime -> ultralytics export format
+TOOLS = ("onnxruntime", "onnx", "onnxslim", "openvino", "ncnn", "pnnx")
+MIN_ROUND_MS = 20.0  # each variant runs at least this long per round, so short models are timed over several calls
+TARGET_DENSE = 0.10  # dense placement's aim in ONNX Runtime and OpenVINO: at most +10% over plain
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="yolov5s", help="stock model name without .yaml (default yolov5s)")
+    p.add_argument("--sizes", type=int, nargs="+", default=[320, 640], help="square input sizes (default 320 640)")
+    p.add_argument("--rounds", type=int, default=30, help="interleaved rounds per runtime and size (default 30)")
+    p.add_argument("--threads", type=int, default=2, help="intra-op threads of every runtime (default 2)")
+    p.add_argument("--runtimes", nargs="+", choices=RUNTIMES, default=list(RUNTIMES), help="default: all installed")
+    p.add_argument("--profile", action="store_true", help="also print the per-operation breakdown")
+    p.add_argument("--profile-runs", type=int, default=20, help="profiled inferences per model (default 20)")
+    p.add_argument("--keep", type=Path, default=None, help="write the exported files here and keep them")
+    args = p.parse_args(argv)
+    for name in ("rounds", "threads", "profile_runs"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if min(args.sizes) < 32 or any(s % 32 for s in args.sizes):
+        p.error(f"--sizes must be multiples of 32, got {args.sizes}")
+    return args
+
+
+ARGS = parse_args() if __name__ == "__main__" else None
+if ARGS is not None:  # before torch (and ultralytics, which sets OMP_NUM_THREADS=1 when unset) is imported
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_var] = str(ARGS.threads)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _checkout import use_checkout
+
+    use_checkout(__file__)  # benchmark this checkout's package
+
+
+# --- the variants -----------------------------------------------------------------------------------------------
+def variants(model: str) -> dict[str, str]:
+    """Label -> config of the plain model, each named placement and the official-style dense model."""
+    from ultralytics_triplet.placements import NAMES
+
+    out = {"plain": f"{model}.yaml"}
+    out.update({name: f"{model}-{name}.yaml" for name in NAMES})
+    out["dense, official-style"] = f"{model}-{NAMES[-1]}.yaml"  # its TripletAttention rows swapped, see build()
+    return out
+
+
+def build(label: str, cfg: str):
+    """The YOLO object of one variant (seed 0); the official-style one with ReferenceTriplet in the dense rows."""
+    import torch
+    from ultralytics import YOLO
+
+    from ultralytics_triplet.nn import TripletAttention
+    from ultralytics_triplet.reference import ReferenceTriplet
+
+    torch.manual_seed(0)
+    model = YOLO(cfg)
+    if label.endswith("official-style"):
+        layers = model.model.model
+        for i, m in enumerate(layers):
+            if isinstance(m, TripletAttention):
+                ref = ReferenceTriplet(m.c1, m.no_spatial, m.kernel_size)
+                ref.load_state_dict(m.state_dict(), strict=True)  # the same weights, the official key layout
+                for attr in ("i", "f", "type", "np"):  # ultralytics' routing attributes of a row
+                    setattr(ref, attr, getattr(m, attr))
+                layers[i] = ref
+    return model
+
+
+@contextlib.contextmanager
+def quiet(log: Path):
+    """Send this process's stdout and stderr (the exporters' C++ code prints there too) to ``log`` for the block.
+
+    On an error the log is printed, so a failing export says why.
+    """
+    sys.stdout.flush(), sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(log, "w") as f:
+        os.dup2(f.fileno(), 1), os.dup2(f.fileno(), 2)
+    try:
+        yield
+    except BaseException:
+        restore(saved)
+        print(log.read_text()[-4000:], file=sys.stderr)
+        raise
+    restore(saved)
+
+
+def restore(fds: list[int]) -> None:
+    """Put the saved stdout and stderr file descriptors back."""
+    sys.stdout.flush(), sys.stderr.flush()
+    for target, fd in zip((1, 2), fds):
+        os.dup2(fd, target)
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def working_dir(path: Path):
+    """Run the block in ``path`` (ultralytics writes a model built from a YAML into the working directory)."""
+    path.mkdir(parents=True, exist_ok=True)
+    before = Path.cwd()
+    os.chdir(path)
+    try:
+        yield path
+    finally:
+        os.chdir(before)
+
+
+def export_all(labels: dict[str, str], sizes: list[int], runtimes: list[str], root: Path) -> dict:
+    """Export every variant at every size for every runtime; returns {(runtime, size, label): path}."""
+    from ultralytics.utils import LOGGER
+
+    from ultralytics_triplet._compat import no_autoinstall
+
+    files, level = {}, LOGGER.level
+    LOGGER.setLevel(logging.WARNING)
+    try:
+        with no_autoinstall():
+            for size in sizes:
+                for k, (label, cfg) in enumerate(labels.items()):
+                    model = build(label, cfg)
+                    with working_dir(root / f"{size}" / f"v{k}") as d, quiet(d / "export.log"):
+                        for rt in runtimes:
+                            f = Path(model.export(format=FORMAT[rt], imgsz=size, device="cpu")).resolve()
+                            files[rt, size, label] = next(f.glob("*.xml")) if rt == "openvino" else f
+                    print(f"  exported {label} at {size}", flush=True)
+    finally:
+        LOGGER.setLevel(level)
+    return files
+
+
+# --- runtimes ---------------------------------------------------------------------------------------------------
+def image(size: int):
+    """A fixed random input, (1, 3, size, size) float32 in [0, 1]."""
+    import numpy as np
+
+    return np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
+
+
+def ort_session(path: Path, threads: int, profile: str | None = None):
+    """An ONNX Runtime CPU session: ``threads`` intra-op threads that do not spin, one inter-op thread."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if profile:
+        so.enable_profiling, so.profile_file_prefix = True, profile
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def ov_compiled(path: Path, threads: int, perf: bool = False):
+    """An OpenVINO CPU model compiled with the LATENCY hint on ``threads`` threads."""
+    import openvino as ov
+
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}
+    if perf:
+        config["PERF_COUNT"] = "YES"
+    return ov.Core().compile_model(str(path), "CPU", config)
+
+
+def ncnn_net(path: Path, threads: int):
+    """An NCNN net on ``threads`` CPU threads, from an ultralytics ``_ncnn_model`` directory."""
+    import ncnn
+
+    net = ncnn.Net()
+    net.opt.use_vulkan_compute = False
+    net.opt.num_threads = threads
+    net.opt.openmp_blocktime = 0  # no spinning after a layer: the next variant's threads would compete with it
+    param = next(path.glob("*.param"))
+    net.load_param(str(param))
+    net.load_model(str(param.with_suffix(".bin")))
+    return net
+
+
+def runner(rt: str, path: Path, size: int, threads: int):
+    """A function that runs one inference of the exported file ``path`` in runtime ``rt``."""
+    x = image(size)
+    if rt == "onnxruntime":
+        session = ort_session(path, threads)
+        feed = {session.get_inputs()[0].name: x}
+        return lambda: session.run(None, feed)
+    if rt == "openvino":
+        request = ov_compiled(path, threads).create_infer_request()
+        return lambda: request.infer({0: x})
+    import ncnn
+
+    net = ncnn_net(path, threads)
+    mat, inp, outs = ncnn.Mat(x[0]), net.input_names()[0], sorted(net.output_names())
+
+    def run():
+        with net.create_extractor() as ex:
+            ex.input(inp, mat)
+            return [ex.extract(o)[1] for o in outs]
+
+    return run
+
+
+def node_count(rt: str, path: Path) -> int:
+    """Operations in the exported graph: ONNX nodes, OpenVINO ops (no parameters, constants, results), NCNN layers."""
+    if rt == "onnxruntime":
+        import onnx
+
+        return len(onnx.load(str(path), load_external_data=False).graph.node)
+    if rt == "openvino":
+        import openvino as ov
+
+        skip = {"Parameter", "Constant", "Result"}
+        return sum(op.get_type_name() not in skip for op in ov.Core().read_model(str(path)).get_ordered_ops())
+    return int(next(path.glob("*.param")).read_text().splitlines()[1].split()[0])  # "layer_count blob_count"
+
+
+def interleaved(fns: dict, rounds: int) -> dict[str, list[float]]:
+    """Per-call ms of each function, ``rounds`` rounds; a round runs each in turn for about ``MIN_ROUND_MS``."""
+    calls = {}
+    for k, f in fns.items():  # warm-up, and how many calls make a round's share
+        for _ in range(3):
+            f()
+        t0 = time.perf_counter()
+        f()
+        calls[k] = max(1, math.ceil(MIN_ROUND_MS / ((time.perf_counter() - t0) * 1e3)))
+    n = max(calls.values())  # the same count for every variant: each round's shares are comparable
+    times = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(n):
+                f()
+            times[k].append((time.perf_counter() - t0) * 1e3 / n)
+    return times
+
+
+def overheads(times: dict[str, list[float]], base: str = "plain") -> dict[str, tuple[float, float, float]]:
+    """Median and quartiles over rounds of each variant's time / the base's in the same round, minus 1."""
+    out = {}
+    for k, ts in times.items():
+        r = sorted(t / b - 1 for t, b in zip(ts, times[base]))
+        q = statistics.quantiles(r, n=4) if len(r) > 1 else [r[0], r[0], r[0]]
+        out[k] = (statistics.median(r), q[0], q[2])
+    return out
+
+
+# --- per-operation profiles -------------------------------------------------------------------------------------
+ROW = re.compile(r"model\.(\d+)[./]")  # the model row a node belongs to, from its name: /model.3/Conv, model.3.cv1/...
+
+
+def profile_nodes(rt: str, path: Path, size: int, threads: int, runs: int) -> list[tuple[str, str, float]]:
+    """(node name, operation type, ms per inference) of every node the runtime's own profiler timed."""
+    x, nodes = image(size), defaultdict(float)
+    if rt == "onnxruntime":
+        with tempfile.TemporaryDirectory() as tmp:
+            session = ort_session(path, threads, profile=str(Path(tmp) / "ort"))
+            feed = {session.get_inputs()[0].name: x}
+            for _ in range(runs + 3):
+                session.run(None, feed)
+            events = json.loads(Path(session.end_profiling()).read_text())
+        kernels = [e for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
+        for e in kernels[len(kernels) * 3 // (runs + 3):]:  # without the warm-up runs
+            nodes[e["name"][: -len("_kernel_time")], e["args"]["op_name"]] += e["dur"] / 1e3 / runs
+    elif rt == "openvino":
+        request = ov_compiled(path, threads, perf=True).create_infer_request()
+        for _ in range(3):
+            request.infer({0: x})
+        for _ in range(runs):
+            request.infer({0: x})
+            for p in request.profiling_info:
+                if p.status.name == "EXECUTED":
+                    nodes[p.node_name, p.node_type] += p.real_time.total_seconds() * 1e3 / runs
+    return [(name, op, t) for (name, op), t in nodes.items()]
+
+
+def by_type(nodes: list[tuple[str, str, float]]) -> dict[str, tuple[float, int]]:
+    """{operation type: (ms per inference, nodes)}."""
+    out = defaultdict(lambda: [0.0, 0])
+    for _, op, t in nodes:
+        out[op][0] += t
+        out[op][1] += 1
+    return {op: (t, n) for op, (t, n) in out.items()}
+
+
+def type_table(prof: dict[str, dict[str, tuple[float, int]]], title: str, diff: tuple[str, str] | None) -> list[str]:
+    """Lines of a table of ms (nodes) per operation type, one column per model, sorted by the first column or diff."""
+    cols = list(prof)
+    ops = set().union(*prof.values())
+    get = lambda k, op: prof[k].get(op, (0.0, 0))  # noqa: E731
+    added = {op: get(diff[1], op)[0] - get(diff[0], op)[0] for op in ops} if diff else {}
+    lines = ["", title, f"{'operation':<22}" + "".join(f" {k:>24}" for k in cols)
+             + (f" {diff[1].split(',')[0] + ' - ' + diff[0]:>20}" if diff else "")]
+    for op in sorted(ops, key=lambda o: -(added[o] if diff else get(cols[0], o)[0])):
+        cells = "".join(f" {f'{get(k, op)[0]:8.3f} ({get(k, op)[1]:3d})':>24}" for k in cols)
+        lines.append(f"{op:<22}{cells}" + (f" {added[op]:+20.3f}" if diff else ""))
+    totals = {k: sum(t for t, _ in prof[k].values()) for k in cols}
+    return lines + [f"{'total':<22}" + "".join(f" {totals[k]:24.3f}" for k in cols)
+                    + (f" {totals[diff[1]] - totals[diff[0]]:+20.3f}" if diff else "")]
+
+
+def profile_report(files: dict, rows: list[int], labels: list[str], sizes: list[int], runtimes: list[str]
+                   ) -> list[str]:
+    """Per-operation time of plain, dense and official-style dense, what dense adds, and the dense model's attention
+    rows on their own (``rows``: their indices; nodes named after them, which includes the layout conversions
+    OpenVINO inserts there; ONNX Runtime names its own conversions after no row, so they appear in the first table
+    only)."""
+    plain, dense, official = labels[0], labels[3], labels[4]
+    lines = []
+    for rt in runtimes:
+        if rt == "ncnn":
+            lines += ["", "NCNN: no per-operation profiler in its Python runtime; not profiled."]
+            continue
+        for size in sizes:
+            nodes = {k: profile_nodes(rt, files[rt, size, k], size, ARGS.threads, ARGS.profile_runs)
+                     for k in (plain, dense, official)}
+            runs = f"mean of {ARGS.profile_runs} profiled runs"
+            lines += type_table({k: by_type(v) for k, v in nodes.items()},
+                                f"{rt} {size}: ms per inference by operation type (nodes), {runs}", (plain, dense))
+            own = [n for n in nodes[dense] if (m := ROW.search(n[0])) and int(m.group(1)) in rows]
+            lines += type_table({f"{dense} rows": by_type(own)},
+                                f"{rt} {size}: the {len(rows)} TripletAttention rows of {dense} alone, {runs}", None)
+    return lines
+
+
+# --- the run ----------------------------------------------------------------------------------------------------
+def installed(rt: str) -> bool:
+    """Whether a runtime's Python package (and, for NCNN, its exporter pnnx) is importable."""
+    mods = {"onnxruntime": ("onnxruntime", "onnx"), "openvino": ("openvino",), "ncnn": ("ncnn", "pnnx")}[rt]
+    return all(importlib.util.find_spec(m) is not None for m in mods)
+
+
+def versions() -> str:
+    """Versions of the installed runtimes and export tools."""
+    got = []
+    for name in TOOLS:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            got.append(f"{name} {importlib.metadata.version(name)}")
+    return ", ".join(got)
+
+
+def main() -> None:
+    """Export, time, print."""
+    from ultralytics_triplet import register
+    from ultralytics_triplet.measure import machine
+
+    register()  # the named placements resolve in this process, whatever the environment says
+    t_start = time.perf_counter()
+    runtimes = [rt for rt in ARGS.runtimes if installed(rt)]
+    skipped = [rt for rt in ARGS.runtimes if rt not in runtimes]
+    labels = variants(ARGS.model)
+    print(f"Machine: {machine()}")
+    print(f"Tools: {versions()}")
+    print(f"Package: {Path(sys.modules['ultralytics_triplet'].__file__).parent}")
+    print(f"Command: python {' '.join(sys.argv)}")
+    print(f"Batch 1, {ARGS.threads} threads, median of {ARGS.rounds} interleaved rounds; overhead = time / plain - 1 "
+          "(in brackets: the middle half of the rounds)")
+    if skipped:
+        print(f"Not installed, skipped: {', '.join(skipped)}")
+    if not runtimes:
+        sys.exit("bench_deploy: none of the runtimes is installed: " + ", ".join(ARGS.runtimes))
+    with tempfile.TemporaryDirectory() as tmp:
+        root = ARGS.keep.resolve() if ARGS.keep else Path(tmp)
+        formats = ", ".join(FORMAT[r] for r in runtimes)
+        print(f"\nExporting {len(labels)} variants of {ARGS.model} at {ARGS.sizes} to {formats}")
+        files = export_all(labels, ARGS.sizes, runtimes, root)
+        rows = []
+        for rt in runtimes:
+            for size in ARGS.sizes:
+                fns = {k: runner(rt, files[rt, size, k], size, ARGS.threads) for k in labels}
+                times = interleaved(fns, ARGS.rounds)
+                rows.append((rt, size, times, overheads(times)))
+                print(f"  timed {rt} at {size}", flush=True)
+        counts = {(rt, k): node_count(rt, files[rt, ARGS.sizes[0], k]) for rt in runtimes for k in labels}
+        print()
+        print("\n".join(report(rows, counts, labels, runtimes)))
+        if ARGS.profile:
+            from ultralytics_triplet.nn import TripletAttention
+
+            dense = list(labels)[3]
+            attention = [i for i, m in enumerate(build(dense, labels[dense]).model.model)
+                         if isinstance(m, TripletAttention)]
+            print("\n".join(profile_report(files, attention, list(labels), ARGS.sizes, runtimes)))
+    print(f"\n(total {time.perf_counter() - t_start:.0f} s)")
+
+
+def report(rows: list, counts: dict, labels: dict, runtimes: list[str]) -> list[str]:
+    """The overhead table, the node counts and where the dense placement stands against its aims."""
+    head = f"{'runtime':<12} {'size':>4} {'plain ms':>9}" + "".join(f" {k:>26}" for k in list(labels)[1:])
+    lines = ["Overhead over plain " + ARGS.model, head]
+    verdicts = []
+    for rt, size, times, over in rows:
+        cells = "".join(f" {f'{100 * m:+.1f}% ({100 * lo:+.1f} to {100 * hi:+.1f})':>26}"
+                        for m, lo, hi in (over[k] for k in list(labels)[1:]))
+        lines.append(f"{rt:<12} {size:>4} {statistics.median(times['plain']):9.2f}{cells}")
+        dense, official = over[list(labels)[3]][0], over[list(labels)[4]][0]
+        if rt in ("onnxruntime", "openvino"):
+            verdicts.append(f"  {rt} {size}: dense {100 * dense:+.1f}% (aim <= +{100 * TARGET_DENSE:.0f}%: "
+                            f"{'met' if dense <= TARGET_DENSE else 'missed'})")
+        verdicts.append(f"  {rt} {size}: dense {100 * dense:+.1f}% vs official-style {100 * official:+.1f}% "
+                        f"({'not above' if dense <= official else 'above'} it)")
+    lines += ["", f"Graph size (operations; at {ARGS.sizes[0]}): ONNX nodes, OpenVINO ops, NCNN layers",
+              f"{'runtime':<12}" + "".join(f" {k:>22}" for k in labels)]
+    for rt in runtimes:
+        lines.append(f"{rt:<12}" + "".join(f" {counts[rt, k]:>22}" for k in labels))
+    return lines + ["", "Dense placement against its aims:", *verdicts]
+
+
+if __name__ == "__main__":
+    main()

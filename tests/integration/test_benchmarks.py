@@ -1,0 +1,43 @@
+"""The benchmark scripts a user runs from a checkout (``benchmarks/``), on tiny inputs so they finish in seconds."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import run
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.newest_only,
+    pytest.mark.skipif(not (BENCHMARKS / "bench_deploy.py").is_file(), reason="no benchmarks/ beside the tests"),
+]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime is not installed")
+def test_bench_deploy_prints_each_variants_overhead_node_counts_and_the_profile(tmp_path):
+    p = run([sys.executable, str(BENCHMARKS / "bench_deploy.py"), "--model", "yolov5n", "--sizes", "64", "--rounds",
+             "3", "--runtimes", "onnxruntime", "--profile", "--profile-runs", "2", "--keep", str(tmp_path / "out")],
+            tmp_path, timeout=900)
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = p.stdout
+    assert "Machine: " in out and "Command: " in out
+    row = re.search(r"^onnxruntime\s+64\s+([\d.]+)((?:\s+[+-][\d.]+% \([^)]*\)){4})\s*$", out, re.M)
+    assert row, out  # the plain model's ms, then four overheads with their quartiles
+    counts = re.search(r"^onnxruntime((?:\s+\d+){5})\s*$", out, re.M)
+    plain, triplet, neck, dense, official = map(int, counts.group(1).split())
+    assert plain < triplet < neck < dense and official > plain  # each placement adds attention rows
+    assert "onnxruntime 64: dense" in out and "vs official-style" in out
+    assert re.search(r"^onnxruntime 64: ms per inference by operation type", out, re.M)
+    assert re.search(r"^ReduceMax\s+0\.000 \(\s*0\)", out, re.M)  # the plain model has no reduction; dense has
+    assert len(list((tmp_path / "out").rglob("*.onnx"))) == 5  # --keep: every variant's export stays
+
+
+def test_bench_deploy_refuses_bad_arguments_in_one_line(tmp_path):
+    p = run([sys.executable, str(BENCHMARKS / "bench_deploy.py"), "--sizes", "100"], tmp_path, timeout=120)
+    assert p.returncode == 2 and "--sizes must be multiples of 32, got [100]" in p.stderr
+    assert not list(tmp_path.iterdir())  # nothing written
