@@ -176,7 +176,9 @@ def _traced_gate(gate: AttentionGate, pooled: torch.Tensor, transposed: bool = F
     if torch.onnx.is_in_onnx_export():
         per_channel = F.conv2d(pooled, weight.reshape(2, 1, *weight.shape[2:]), padding=padding, groups=2)
         return (per_channel.sum(1, keepdim=True) + bias.view(1, 1, 1, 1)).sigmoid()
-    return F.conv2d(pooled, weight, bias, padding=padding).sigmoid()
+    # The bias is added after the convolution, not passed to it: a folded bias is computed, not a parameter, and
+    # X2Paddle (ultralytics' PaddlePaddle export) reads a convolution's bias only as a constant or a parameter.
+    return (F.conv2d(pooled, weight, padding=padding) + bias.view(1, 1, 1, 1)).sigmoid()
 
 
 _LEGACY_GATES = {"ChannelGateH": "cw", "ChannelGateW": "hc", "SpatialGate": "hw"}  # tutorial name -> official name
