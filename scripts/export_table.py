@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -103,7 +104,8 @@ def worker(fmt: str, cfg: str, imgsz: int, out: Path) -> dict:
 def run_one(fmt: str, cfg: str, imgsz: int, timeout: int, workdir: Path) -> dict:
     """Run ``worker`` for one format in a new interpreter; returns its record (or why it produced none)."""
     out = workdir / f"{fmt}-{Path(cfg).stem}"
-    out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out, ignore_errors=True)  # this script's own scratch folder: a re-run starts it afresh
+    out.mkdir(parents=True)
     cmd = [sys.executable, __file__, "--worker", fmt, "--cfg", cfg, "--imgsz", str(imgsz), "--workdir", str(out)]
     t0 = time.perf_counter()
     try:
@@ -174,7 +176,8 @@ def main() -> None:
     p.add_argument("--formats", nargs="*", default=FORMATS, help="format arguments (default: all)")
     p.add_argument("--imgsz", type=int, default=64)
     p.add_argument("--timeout", type=int, default=900, help="seconds per format and model")
-    p.add_argument("--workdir", type=Path, default=Path("export_out"))
+    p.add_argument("--workdir", type=Path, default=Path("export_out"), help="scratch folder; each format's subfolder "
+                   "is replaced on every run (default export_out)")
     p.add_argument("--markdown", action="store_true")
     p.add_argument("-o", "--output", type=Path, help="also write the table here")
     p.add_argument("--update", type=Path, help="merge the rows into this earlier --markdown output and write it back")
