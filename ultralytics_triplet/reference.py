@@ -9,9 +9,11 @@ averaged. :class:`~ultralytics_triplet.nn.TripletAttention` computes the same fu
 the tests compare the two, and the benchmarks time them side by side. State-dict keys are the official ones, so
 weights move between the two with ``load_state_dict(strict=True)``.
 
-The one difference to the official code: the max is ``amax``, whose backward splits a tie evenly between the tied
-entries, as this package's module does (the official ``torch.max(x, 1)[0]`` gives the same values, and the same
-gradients wherever the maximum is unique).
+By default the max is ``amax``, whose backward splits a tie evenly between the tied entries, as this package's module
+does; the tests compare gradients against it. ``official_max=True`` pools with the official code's own
+``torch.max(x, 1)[0]``, which gives the same values, and the same gradients wherever the maximum is unique, but also
+computes the indices of the maxima (several times slower than ``amax`` on CPU); the benchmarks time that form, the
+module people run.
 """
 
 from __future__ import annotations
@@ -39,14 +41,16 @@ class ReferenceConvBN(nn.Module):
 class ReferenceGate(nn.Module):
     """Z-pool over axis 1 of an already rotated tensor, conv, BN, sigmoid, multiply."""
 
-    def __init__(self, kernel_size: int = 7) -> None:
-        """Initialize the gate's conv + BN."""
+    def __init__(self, kernel_size: int = 7, official_max: bool = False) -> None:
+        """Initialize the gate's conv + BN; ``official_max`` pools with ``torch.max(x, 1)[0]`` instead of ``amax``."""
         super().__init__()
         self.conv = ReferenceConvBN(kernel_size)
+        self.official_max = official_max
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return ``x`` scaled by its gate."""
-        pooled = torch.cat((x.amax(1, keepdim=True), x.mean(1, keepdim=True)), dim=1)
+        peak = torch.max(x, 1)[0].unsqueeze(1) if self.official_max else x.amax(1, keepdim=True)
+        pooled = torch.cat((peak, x.mean(1, keepdim=True)), dim=1)
         return x * torch.sigmoid(self.conv(pooled))
 
 
@@ -57,15 +61,18 @@ class ReferenceTriplet(nn.Module):
         c1 (int | None): Input channels, unused (accepted so that a YAML row written for TripletAttention builds it).
         no_spatial (bool): Drop the spatial (H–W) gate.
         kernel_size (int): Side of each gate's convolution.
+        official_max (bool): Pool the max as the official code does, ``torch.max(x, 1)[0]``, instead of ``amax``.
     """
 
-    def __init__(self, c1: int | None = None, no_spatial: bool = False, kernel_size: int = 7) -> None:
+    def __init__(
+        self, c1: int | None = None, no_spatial: bool = False, kernel_size: int = 7, official_max: bool = False
+    ) -> None:
         """Initialize the three gates (two when ``no_spatial``)."""
         super().__init__()
         self.no_spatial = no_spatial
-        self.cw, self.hc = ReferenceGate(kernel_size), ReferenceGate(kernel_size)
+        self.cw, self.hc = ReferenceGate(kernel_size, official_max), ReferenceGate(kernel_size, official_max)
         if not no_spatial:
-            self.hw = ReferenceGate(kernel_size)
+            self.hw = ReferenceGate(kernel_size, official_max)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Average the three gated maps; the output has the shape of ``x``."""

@@ -69,6 +69,30 @@ def test_gradients_and_bn_stats_match_reference(shape, no_spatial):
         torch.testing.assert_close(b, ref_buffers[name], msg=name)
 
 
+def test_official_max_pooling_gives_the_same_function_and_routes_a_tie_to_one_entry():
+    from ultralytics_triplet.reference import ReferenceTriplet
+
+    ref, ours = pair(seed=2)
+    official = ReferenceTriplet(official_max=True)
+    official.load_state_dict(ref.state_dict(), strict=True)
+    x, w = torch.randn(2, 8, 10, 12), torch.randn(2, 8, 10, 12)  # continuous values: every maximum is unique
+    grads = []
+    for m in (official, ours):
+        xi = x.clone().requires_grad_()
+        (m(xi) * w).sum().backward()
+        grads.append(xi.grad)
+    torch.testing.assert_close(ours(x), official(x), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-5)
+
+    tie = torch.ones(1, 4, 5, 5)  # every position ties: amax splits the max's gradient, torch.max picks one entry
+    per_entry = []
+    for m in (official.eval(), ref.eval()):
+        xi = tie.clone().requires_grad_()
+        m(xi).sum().backward()
+        per_entry.append(xi.grad)
+    assert not torch.allclose(per_entry[0], per_entry[1])
+
+
 def test_kernel_size_3_matches_reference():
     ref, ours = pair(k=3)
     x = torch.randn(2, 4, 6, 6)
