@@ -7,7 +7,7 @@ Usage:
 
 For each size, ultralytics' own exporter (``model.export(format=...)``: ONNX, OpenVINO, which converts from PyTorch,
 and NCNN) writes the plain model, each named placement (``-triplet``, ``-triplet-neck``, ``-triplet-dense``) and the
-dense model with the official-style module (``ultralytics_triplet.reference.ReferenceTriplet``, the same weights)
+dense model with the official-style module (``ReferenceTriplet(official_max=True)``, the same weights)
 in its rows. Random weights, seed 0; timing does not depend on their values.
 
 Each runtime then runs every variant at batch 1 on ``--threads`` threads, interleaved: one round runs each variant in
@@ -103,7 +103,7 @@ def build(label: str, cfg: str):
         layers = model.model.model
         for i, m in enumerate(layers):
             if isinstance(m, TripletAttention):
-                ref = ReferenceTriplet(m.c1, m.no_spatial, m.kernel_size)
+                ref = ReferenceTriplet(m.c1, m.no_spatial, m.kernel_size, official_max=True)  # the official max
                 ref.load_state_dict(m.state_dict(), strict=True)  # the same weights, the official key layout
                 for attr in ("i", "f", "type", "np"):  # ultralytics' routing attributes of a row
                     setattr(ref, attr, getattr(m, attr))

@@ -60,9 +60,17 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from ultralytics_triplet.nn import TripletAttention  # noqa: E402
-from ultralytics_triplet.reference import ReferenceTriplet as OfficialTriplet  # noqa: E402
+from ultralytics_triplet.reference import ReferenceTriplet  # noqa: E402
 
 torch.set_num_threads(ARGS.threads)
+
+
+class OfficialTriplet(ReferenceTriplet):
+    """The official module's forward, its max pooling ``torch.max(x, 1)[0]`` included."""
+
+    def __init__(self, c1: int | None = None, no_spatial: bool = False, kernel_size: int = 7) -> None:
+        """Build the reference module with the official max."""
+        super().__init__(c1, no_spatial, kernel_size, official_max=True)
 
 
 # --- measurement helpers --------------------------------------------------------------------------------------
