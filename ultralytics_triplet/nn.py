@@ -131,15 +131,21 @@ def _low_precision_grad(x: torch.Tensor) -> bool:
     return torch.is_grad_enabled() and _under_autocast(x)
 
 
+def _foldable(gate: AttentionGate) -> bool:
+    """Whether the gate's BatchNorm is an affine map with fixed statistics (eval mode, running stats, affine)."""
+    bn = gate.conv.bn
+    return not bn.training and bn.running_mean is not None and bn.running_var is not None and bn.affine
+
+
 def _folded(gate: AttentionGate) -> tuple[torch.Tensor, torch.Tensor] | None:
     """The gate's conv weight and bias with its eval-mode BatchNorm folded in; None where BN uses batch statistics.
 
     In eval mode the BatchNorm is an affine map with fixed statistics: BN(conv(p)) = conv(p, w·a) + (β − μ·a) with
     a = γ / sqrt(σ² + ε). A float16 or bfloat16 gate is folded in float32, then cast back.
     """
-    conv, bn = gate.conv.conv, gate.conv.bn
-    if bn.training or bn.running_mean is None or bn.running_var is None or not bn.affine:
+    if not _foldable(gate):
         return None
+    conv, bn = gate.conv.conv, gate.conv.bn
     dtype = conv.weight.dtype
     low = dtype in (torch.float16, torch.bfloat16)
     w, gamma, beta, mean, var = (t.float() if low else t for t in (conv.weight, bn.weight, bn.bias, bn.running_mean,
@@ -324,7 +330,7 @@ class TripletAttention(nn.Module):
         if not torch.jit.is_tracing() or self.training or _under_autocast(x) or hooked(self):
             return False
         gates = (self.cw, self.hc) if self.no_spatial else (self.cw, self.hc, self.hw)
-        return all(_folded(g) is not None for g in gates)
+        return all(_foldable(g) for g in gates)  # a check only: folding here would be recorded in the trace
 
     @torch.jit.unused
     def _traced_gates(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -181,14 +181,14 @@ class Console:
 
     def start(self, name: str) -> None:
         """A run starts training here."""
-        self.run = name
-        self._describe(f"{name} (run {self.done_before + self.finished + 1}/{self.total})")
+        self.run = f"{name} (run {self.done_before + self.finished + 1}/{self.total})"
+        self._describe(self.run)
 
     def epoch(self, epoch: int, epochs: int) -> None:
         """The run that trains here finished ``epoch`` of ``epochs``."""
         epoch = min(epoch, epochs)  # ultralytics 8.4 reports once more after the final validation, one epoch past
         self._advance(self.epochs_done + epoch)
-        self._describe(f"{self.run} (run {self.done_before + self.finished + 1}/{self.total}) epoch {epoch}/{epochs}")
+        self._describe(f"{self.run} epoch {epoch}/{epochs}")
 
     def _advance(self, n: int) -> None:
         if self.bar is not None and n > self.bar.n:
