@@ -46,5 +46,5 @@ prepare_python() {
 # The versions a venv's interpreter runs with: "Python 3.9.18, torch 2.8.0+cu128, ultralytics 8.4.190".
 versions() {
     "$1" -c 'import platform, torch, ultralytics
-print(f"Python {platform.python_version()}, torch {torch.__version__}, ultralytics {ultralytics.__version__}")'
+print(f"Python {platform.python_version()}, torch {torch.__version__}, ultralytics {ultralytics.__version__}")' | tail -n 1
 }
