@@ -4,7 +4,9 @@ family, and a trained base through the `yolo` CLI, a process that never imports 
 
 from __future__ import annotations
 
+import json
 import re
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -120,6 +122,14 @@ def final_map(run_dir: Path) -> float:
     return float(lines[-1].split(",")[header.index("metrics/mAP50-95(B)")])
 
 
+# The pass-through start promises a start close to the base (docs/pretrained.md: the base's mAP kept), not the base's
+# exact mAP: a box with near-tied class scores may swap class and one near the threshold may go, as the detections
+# test below allows. The 16 val images hold about 11 objects per class, so one object lost moves mAP50-95 by up to
+# about 1/33 of its maximum, some 5% of this base's; 0.9 allows two such losses, while the paper's initialisation keeps
+# 0.16 of the base (docs/pretrained.md) and misaligned weights nothing.
+KEPT_MAP = 0.9
+
+
 @pytest.mark.slow
 def test_yolo_cli_pretrained_with_zero_lr_keeps_the_base_map_in_a_dense_model(base, tmp_path):
     from ultralytics_triplet.surgery import write_yaml
@@ -134,12 +144,26 @@ def test_yolo_cli_pretrained_with_zero_lr_keeps_the_base_map_in_a_dense_model(ba
     out = p.stdout + p.stderr
     assert re.search(r"Transferred 4\d\d/571 items from pretrained weights \(layer-aligned: 25/25 source layers; "
                      r"8 inserted TripletAttention layers \([\d, ]+\) initialised to preserve", out), out[-3000:]
-    assert final_map(tmp_path / "zero") >= 0.97 * score
+    # measured: 1.002 of the base's mAP; the plain yolov5n through the same zero-lr epoch (BN statistics move) too
+    assert final_map(tmp_path / "zero") >= KEPT_MAP * score
+
+
+# What the pass-through start promises (docs/pretrained.md, README): every pretrained tensor lands unchanged in its own
+# layer, and each inserted TripletAttention starts as the constant gate sigmoid(4) = 0.982, so the model "starts close
+# to what your checkpoint computed". Exact where that is exact (tensors, gate parameters); for detections, close:
+# confidences move by a few hundredths (at most 0.05, IoU of the same box at least 0.85, on one machine's base), so a
+# box whose two best class scores nearly tie may swap class, one near the confidence threshold may appear or vanish,
+# and NMS may order near-equal boxes either way. A box one model scores at least CONFIDENT, while both predict at
+# PREDICT_CONF, is 0.15 of confidence away from vanishing in the other: three times the largest shift seen.
+PREDICT_CONF, CONFIDENT, SAME_BOX_IOU = 0.1, 0.25, 0.5
+FOUND = 0.9  # share of the confident boxes the other model finds (measured: all); below 1 for near-threshold boxes
+SAME_CLASS = 0.9  # share of those found with their class (measured: all); below 1 for near-tied class scores
 
 
 @pytest.mark.slow
 def test_load_in_a_fresh_process_keeps_the_base_detections(base, tmp_path):
-    """``DetectionModel(dense).load(best.pt)`` in a process that never imports this package: same detections."""
+    """``YOLO(dense).load(best.pt)`` in a process that never imports this package: every tensor of the checkpoint in
+    its layer and pass-through gates (exact), and the same objects detected with the same classes (close)."""
     from ultralytics_triplet.surgery import write_yaml
 
     best, data, _ = base
@@ -147,24 +171,72 @@ def test_load_in_a_fresh_process_keeps_the_base_detections(base, tmp_path):
     d["nc"] = 3  # as the checkpoint: with another nc ultralytics' load rebuilds the class branch (any model)
     cfg = write_yaml(d, tmp_path / "yolov5n-dense.yaml")
     images = str(data.parent / "images" / "val")
-    code = (
-        "from ultralytics import YOLO\n"
-        f"plain, dense = YOLO({str(best)!r}), YOLO({str(cfg)!r}).load({str(best)!r})\n"
-        "dense.model.names = plain.model.names\n"
-        f"a, b = ([r.boxes for r in m.predict({images!r}, imgsz={BASE_IMGSZ}, conf=0.1, verbose=False)] for m in "
-        "(plain, dense))\n"
-        # NMS orders boxes by confidence, and near-equal ones swap between the two models: compare them sorted
-        "order = lambda x: sorted(range(len(x)), key=lambda i: (x.cls[i].item(), *x.xyxy[i].tolist()))\n"
-        "a, b = ([x[order(x)] for x in boxes] for boxes in (a, b))\n"
-        "same = all(x.cls.tolist() == y.cls.tolist() for x, y in zip(a, b))\n"
-        "shift = max(float((x.xyxy - y.xyxy).abs().max()) for x, y in zip(a, b) if len(x) and len(x) == len(y))\n"
-        "print('@@', sum(map(len, a)), sum(map(len, b)), same, shift)"
-    )
+    code = textwrap.dedent(f"""
+        import json
+
+        import torch
+        from torchvision.ops import box_iou
+        from ultralytics import YOLO
+
+        plain, dense = YOLO({str(best)!r}), YOLO({str(cfg)!r}).load({str(best)!r})
+        dense.model.names = plain.model.names
+        rows = list(dense.model.model)
+        inserted = [i for i, m in enumerate(rows) if type(m).__name__ == "TripletAttention"]
+        kept = [i for i in range(len(rows)) if i not in inserted]  # the dense row of each plain layer, in order
+        types = [type(m).__name__ for m in plain.model.model] == [type(rows[i]).__name__ for i in kept]
+
+        # exact: the checkpoint's float16 tensors, upcast, are the dense model's float32 ones, each in its own layer
+        ckpt = torch.load({str(best)!r}, map_location="cpu", weights_only=False)
+        source = (ckpt.get("ema") or ckpt["model"]).state_dict()
+        target = dense.model.state_dict()
+
+        def aligned(k):  # "model.<plain index>.rest" -> "model.<dense index>.rest"
+            _, i, rest = k.split(".", 2)
+            return f"model.{{kept[int(i)]}}.{{rest}}"
+
+        moved = {{aligned(k): v for k, v in source.items()}}
+        own = {{k for k in target if int(k.split(".")[1]) in kept}}
+        keys = sorted(own ^ set(moved))
+        changed = [k for k, v in moved.items() if k in target and not torch.equal(
+            target[k].float() if v.is_floating_point() else target[k], v.float() if v.is_floating_point() else v)]
+
+        # exact: each gate's BN scale 0 and shift 4, so every inserted row is the constant gate sigmoid(4)
+        gates = [(i, g) for i in inserted for g in ("cw", "hc", "hw")]
+        not_constant = [f"{{i}}.{{g}}" for i, g in gates if not (
+            torch.all(getattr(rows[i], g).conv.bn.weight == 0) and torch.all(getattr(rows[i], g).conv.bn.bias == 4.0))]
+        x = torch.randn(2, 16, 9, 11, generator=torch.Generator().manual_seed(0)) * 3
+        with torch.no_grad():  # sigmoid(4)·x to float32 rounding (a few operations, each within an ulp)
+            for i in inserted:
+                torch.testing.assert_close(rows[i].eval()(x), x * torch.sigmoid(torch.tensor(4.0)), rtol=1e-6, atol=0)
+
+        # close: the objects each model detects confidently, found by the other at IoU >= SAME_BOX_IOU, same class
+        a, b = ([r.boxes for r in m.predict({images!r}, imgsz={BASE_IMGSZ}, conf={PREDICT_CONF}, verbose=False)]
+                for m in (plain, dense))
+
+        def found(ref, other):  # (confident boxes of ref, found by other, found with their class)
+            n = hit = same = 0
+            for p, q in zip(ref, other):
+                p = p[p.conf >= {CONFIDENT}]
+                n += len(p)
+                if len(p) and len(q):
+                    overlap = box_iou(p.xyxy, q.xyxy) >= {SAME_BOX_IOU}
+                    hit += int(overlap.any(1).sum())
+                    same += int((overlap & (p.cls[:, None] == q.cls[None, :])).any(1).sum())
+            return n, hit, same
+
+        print("@@", json.dumps(dict(inserted=inserted, types=types, keys=keys, changed=changed,
+                                    not_constant=not_constant, plain=found(a, b), dense=found(b, a))))
+    """)
     p = run_python(code, tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
-    n_plain, n_dense, same_classes, shift = said(p)[0].split()
-    assert int(n_plain) > 0, "the base detects nothing: the comparison would prove nothing"
-    assert n_plain == n_dense and same_classes == "True" and float(shift) < 2.0  # pixels, at 64 px
+    got = json.loads(said(p)[0])
+    assert len(got["inserted"]) == 8 and got["types"], got
+    assert got["keys"] == [] and got["changed"] == [], got  # every tensor, buffers included, as saved
+    assert got["not_constant"] == [], got
+    for side in ("plain", "dense"):
+        n, hit, same = got[side]
+        assert n > 0, f"the {side} model detects nothing confidently: the comparison would prove nothing"
+        assert hit >= FOUND * n and same >= SAME_CLASS * hit, (side, got[side])
 
 
 @pytest.mark.slow

@@ -33,6 +33,29 @@ def _plain_zpool3(x: torch.Tensor, spatial: bool = True) -> tuple[torch.Tensor, 
     return (*out, torch.stack((x.amax(1), x.mean(1)), 1)) if spatial else out
 
 
+def sums_agree(got: torch.Tensor, want: torch.Tensor, n: int, magnitude: torch.Tensor) -> None:
+    """Two float32 computations of the same sums, in different orders, agree to float32 rounding.
+
+    A sum whose every term meets at most ``n`` roundings (its own, then one per addition) is within γ_n·Σ|terms| of the
+    exact value, γ_n = n·u / (1 − n·u), u = eps / 2, in any summation order (Higham, Accuracy and Stability of
+    Numerical Algorithms, 3.1), so two of them differ by at most 2γ_n·Σ|terms|; ``magnitude`` is Σ|terms| per entry.
+    """
+    u = torch.finfo(torch.float32).eps / 2
+    bound = 2 * n * u / (1 - n * u) * magnitude
+    excess = (got - want).abs() - bound
+    assert (excess <= 0).all(), f"{int((excess > 0).sum())} entries past float32 summation error, by {excess.max()}"
+
+
+def close_at_scale(actual: torch.Tensor, expected: torch.Tensor, rtol: float, msg: str) -> None:
+    """Each entry within ``rtol`` of itself or ``rtol / 10`` of the tensor's largest entry.
+
+    Gradients and BatchNorm statistics are sums over many positions, computed in another order by each path: their
+    rounding is relative to the size of the terms, of the order of the tensor's largest entry, not to each entry (a
+    small entry can be the sum of large terms).
+    """
+    torch.testing.assert_close(actual, expected, rtol=rtol, atol=rtol / 10 * float(expected.abs().max()), msg=msg)
+
+
 @pytest.fixture(params=["one slice", "per sample"])
 def slicing(request, monkeypatch):
     """Run the full-size loops over the whole batch at once, and one sample per slice."""
@@ -85,7 +108,11 @@ def test_zpool3_matches_amax_autograd_with_many_ties(layout):
         torch.testing.assert_close(o, r, rtol=0, atol=0)
     sum((o * w).sum() for o, w in zip(outs, ws)).backward()
     sum((r * w).sum() for r, w in zip(refs, ws)).backward()
-    torch.testing.assert_close(xo.grad, xr.grad, rtol=1e-6, atol=1e-6)
+    # An entry's gradient adds seven terms (x's own, the max and mean of three pooled maps), each rounded at most twice
+    # (a share of w, a 1/n) before six additions: float32 rounding relative to Σ|terms|, which |w| backpropagates.
+    xm = x.clone().requires_grad_()
+    (magnitude,) = torch.autograd.grad(sum((r * w.abs()).sum() for r, w in zip(_plain_zpool3(xm), ws)), xm)
+    sums_agree(xo.grad, xr.grad, 8, magnitude)
 
 
 @pytest.mark.parametrize("spatial", [True, False])
@@ -186,9 +213,13 @@ def test_triplet_scale_wants_gates_with_the_batch_of_x():
 @pytest.mark.parametrize("k", [3, 7])
 @pytest.mark.parametrize("shape", [(64, 2, 64, 9), (64, 2, 9, 64), (3, 2, 30, 30), (4, 2, 200, 48), (2, 2, 5, 1)])
 def test_gate_conv_equals_conv2d(shape, k):
+    """The same sums as conv2d, in another order (a GEMM on long thin maps): equal to float32 summation error, which
+    grows with the kernel and the size of the products, not with each output (a near-zero output sums large ones)."""
     p, w, b = torch.randn(shape), torch.randn(1, 2, k, k), torch.randn(1)
-    torch.testing.assert_close(gate_conv(p, w), nn.functional.conv2d(p, w, padding=k // 2), rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(gate_conv(p, w, b), nn.functional.conv2d(p, w, b, padding=k // 2), rtol=1e-5, atol=1e-5)
+    conv = nn.functional.conv2d
+    magnitude = conv(p.abs(), w.abs(), padding=k // 2)  # Σ|products| per output
+    sums_agree(gate_conv(p, w), conv(p, w, padding=k // 2), 2 * k * k, magnitude)
+    sums_agree(gate_conv(p, w, b), conv(p, w, b, padding=k // 2), 2 * k * k + 1, magnitude + b.abs())
 
 
 def test_eval_on_long_thin_maps_matches_reference():
@@ -309,10 +340,10 @@ def test_fast_and_plain_paths_agree(mode, shape, no_spatial, fast_calls):
     assert fast_calls == [shape]  # the fast path ran here ...
     b = run(plain, x, w, grad, plain=True)
     assert fast_calls == [shape]  # ... and not there
-    tol = {"rtol": 1e-12, "atol": 1e-12} if dtype == torch.float64 else {"rtol": 1e-4, "atol": 1e-5}
+    rtol = 1e-12 if dtype == torch.float64 else 1e-4
     assert a.keys() == b.keys()
     for k in a:
-        torch.testing.assert_close(a[k], b[k], **tol, msg=k)
+        close_at_scale(a[k], b[k], rtol, k)
 
 
 def test_inference_mode_takes_the_fast_path_and_agrees(fast_calls):
@@ -344,8 +375,11 @@ def test_bf16_autocast_gate_gradients_no_further_from_fp32_than_official(shape, 
         g32, g16 = _conv_weight_grads(m, x, w, False), _conv_weight_grads(m, x, w, True)
         err[name] = {k: ((g16[k] - g32[k]).norm() / g32[k].norm()).item() for k in g32}
     assert fast_calls == [shape]  # fp32 took the fast path, autocast did not
-    for gate in ("cw", "hc", "hw"):  # 5% slack: the two differ in float32 summation order only
-        assert err["ours"][gate] <= 1.05 * err["official"][gate], (gate, err)
+    # The same bf16 kernels: the two errors differ where a pooled value, summed in another float32 order, rounds to
+    # the neighbouring bf16 value (a few percent: at most 2.4% on one machine). A 25% bound holds that anywhere and
+    # still fails the less accurate kernel a transposed gate view selects (_low_precision_grad: 0.2 against 0.007).
+    for gate in ("cw", "hc", "hw"):
+        assert err["ours"][gate] <= 1.25 * err["official"][gate], (gate, err)
     assert max(err["official"].values()) < 0.05  # the comparison is one between accurate results
 
 
@@ -494,7 +528,7 @@ def test_double_backward_equals_the_plain_formulation(train, fast_calls):
         results.append({"gx": gx.detach(), "x.grad": x.grad, **{n: p.grad for n, p in m.named_parameters()}})
     assert len(fast_calls) == 1
     for k in results[0]:
-        torch.testing.assert_close(results[0][k], results[1][k], rtol=1e-4, atol=1e-5, msg=k)
+        close_at_scale(results[0][k], results[1][k], 1e-4, k)
 
 
 def test_functions_second_derivatives():

@@ -95,7 +95,7 @@ def test_pass_through_start_scales_the_input_by_one_constant(no_spatial):
     for mode in (m.train, m.eval):
         mode()
         for grad in (True, False):
-            with torch.set_grad_enabled(grad):
+            with torch.set_grad_enabled(grad):  # exact up to rounding: a few float32 roundings, each within an ulp
                 torch.testing.assert_close(m(x), x * GATE, rtol=1e-6, atol=1e-6)
 
 
@@ -149,7 +149,13 @@ def test_load_puts_every_tensor_in_its_own_layer_and_says_so(logged):
 
 @pytest.mark.compat
 def test_load_into_a_dense_model_keeps_the_source_outputs():
-    """Eight inserted layers that each start at sigmoid(4)·x: the detections stay close to the source's."""
+    """Eight inserted layers that each start at sigmoid(4)·x: the detections stay close to the source's.
+
+    "Close" as the pass-through start promises it (docs/pretrained.md): to first order the outputs move with 1 − gate,
+    0.018 here against about 0.5 for the paper's initialisation, so the deviation is about 0.036 of the paper's
+    (0.036-0.037 over four seeds of the source); 0.1 leaves room for higher-order terms. A property of the function,
+    far above float32 rounding, so it holds on any CPU.
+    """
     source = trained_like()
     model = DetectionModel(dense_cfg(), nc=3, verbose=False)
     model.load(source)
