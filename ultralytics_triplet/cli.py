@@ -122,8 +122,8 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     log.info(f"{PROG}: {report}")
     if report.pass_through:
         rows, n = ", ".join(map(str, report.pass_through)), len(report.pass_through)
-        log.info(f"{PROG}: layer{'s' * (n > 1)} {rows} start{'s' * (n == 1)} as a pass-through, so the model "
-                 f"computes what {base.name} computed (--paper-init keeps the paper's initialisation)")
+        log.info(f"{PROG}: layer{'s' * (n > 1)} {rows} start{'s' * (n == 1)} as a near pass-through (0.982·x), so the "
+                 f"model starts close to what {base.name} computed (--paper-init keeps the paper's initialisation)")
     foreign = [i for i in report.empty_layers if i not in report.pass_through]
     if foreign:
         log.warning(
