@@ -95,6 +95,37 @@ def base_pt(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def trained_base(tmp_path_factory) -> tuple[Path, Path, float]:
+    """A plain yolov5n trained from scratch until it detects shapes: (best.pt, data.yaml, its val mAP50-95).
+
+    Trained once per test run (about two minutes on 2 cores) for the tests that need a model that really detects.
+    """
+    import inspect
+
+    import numpy as np
+    import ultralytics.utils.metrics as metrics
+    from helpers import BASE_IMGSZ
+    from ultralytics import YOLO
+
+    if not hasattr(np, "trapz") and "np.trapz(" in inspect.getsource(metrics):
+        pytest.skip(f"this ultralytics computes mAP with numpy.trapz, which numpy {np.__version__} no longer has")
+
+    from ultralytics_triplet.data import make_shapes_dataset
+
+    root = tmp_path_factory.mktemp("base")
+    data = make_shapes_dataset(root / "shapes", n_train=256, n_val=16, imgsz=BASE_IMGSZ, seed=0)
+    model = YOLO("yolov5n.yaml")
+    model.train(data=str(data), epochs=60, imgsz=BASE_IMGSZ, batch=16, workers=0, device="cpu", seed=0,
+                deterministic=True, plots=False, project=str(root), name="base", warmup_epochs=0, mosaic=0.0,
+                verbose=False)
+    best = Path(model.trainer.best)
+    score = YOLO(best).val(data=str(data), imgsz=BASE_IMGSZ, batch=16, device="cpu", plots=False,
+                           project=str(root), name="val").box.map
+    assert score > 0.02, f"the base learned too little ({score:.3f}) to compare mAP against"
+    return best, data, float(score)
+
+
 @pytest.fixture
 def warnings_logged():
     """Collect what ultralytics' LOGGER prints at WARNING level during the test."""

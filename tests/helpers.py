@@ -26,6 +26,7 @@ from ultralytics_triplet import insert_layers
 from ultralytics_triplet._compat import OTHER_MODEL_CLASSES
 
 IMGSZ = 64  # tiny images keep every end-to-end test within seconds on 2 CPU cores
+BASE_IMGSZ = 64  # the trained base (conftest.trained_base): its images, and its models' predictions
 SITE = Path(sysconfig.get_paths()["purelib"])  # where the wheel put the package and its start-up files
 
 needs_safe_load = pytest.mark.skipif(not hasattr(tasks, "_SafeLoad"), reason="restricted loading arrived in 8.4")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import dense_cfg, needs_safe_load, run, run_python, said, script, trained_like
+from helpers import BASE_IMGSZ, dense_cfg, needs_safe_load, run, run_python, said, script, trained_like
 
 pytestmark = [pytest.mark.compat, pytest.mark.usefixtures("one_thread")]  # the machine is shared, models tiny
 
@@ -81,38 +81,8 @@ def test_cli_refuses_another_family_unless_forced(tmp_path):
 # ---------------------------------------------------------------------- fresh processes that never import this package
 
 
-BASE_IMGSZ = 64
-
-
 # only the load and BN stats act
 ZERO_LR = ("optimizer=SGD", "lr0=0", "lrf=1", "warmup_epochs=0", "warmup_bias_lr=0", "mosaic=0")
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory) -> tuple[Path, Path, float]:
-    """A plain yolov5n trained from scratch until it detects shapes: (best.pt, data.yaml, its val mAP50-95)."""
-    import inspect
-
-    import numpy as np
-    import ultralytics.utils.metrics as metrics
-    from ultralytics import YOLO
-
-    if not hasattr(np, "trapz") and "np.trapz(" in inspect.getsource(metrics):
-        pytest.skip(f"this ultralytics computes mAP with numpy.trapz, which numpy {np.__version__} no longer has")
-
-    from ultralytics_triplet.data import make_shapes_dataset
-
-    root = tmp_path_factory.mktemp("base")
-    data = make_shapes_dataset(root / "shapes", n_train=256, n_val=16, imgsz=BASE_IMGSZ, seed=0)
-    model = YOLO("yolov5n.yaml")
-    model.train(data=str(data), epochs=60, imgsz=BASE_IMGSZ, batch=16, workers=0, device="cpu", seed=0,
-                deterministic=True, plots=False, project=str(root), name="base", warmup_epochs=0, mosaic=0.0,
-                verbose=False)
-    best = Path(model.trainer.best)
-    score = YOLO(best).val(data=str(data), imgsz=BASE_IMGSZ, batch=16, device="cpu", plots=False,
-                           project=str(root), name="val").box.map
-    assert score > 0.02, f"the base learned too little ({score:.3f}) to compare mAP against"
-    return best, data, float(score)
 
 
 def final_map(run_dir: Path) -> float:
@@ -131,10 +101,10 @@ KEPT_MAP = 0.9
 
 
 @pytest.mark.slow
-def test_yolo_cli_pretrained_with_zero_lr_keeps_the_base_map_in_a_dense_model(base, tmp_path):
+def test_yolo_cli_pretrained_with_zero_lr_keeps_the_base_map_in_a_dense_model(trained_base, tmp_path):
     from ultralytics_triplet.surgery import write_yaml
 
-    best, data, score = base
+    best, data, score = trained_base
     cfg = write_yaml(dense_cfg(), tmp_path / "yolov5n-dense.yaml")
     cmd = [script("yolo"), "detect", "train", f"model={cfg}", f"data={data}", f"pretrained={best}", "epochs=1",
            f"imgsz={BASE_IMGSZ}", "batch=16", "workers=0", "device=cpu", "plots=False", f"project={tmp_path}",
@@ -161,12 +131,12 @@ SAME_CLASS = 0.9  # share of those found with their class (measured: all); below
 
 
 @pytest.mark.slow
-def test_load_in_a_fresh_process_keeps_the_base_detections(base, tmp_path):
+def test_load_in_a_fresh_process_keeps_the_base_detections(trained_base, tmp_path):
     """``YOLO(dense).load(best.pt)`` in a process that never imports this package: every tensor of the checkpoint in
     its layer and pass-through gates (exact), and the same objects detected with the same classes (close)."""
     from ultralytics_triplet.surgery import write_yaml
 
-    best, data, _ = base
+    best, data, _ = trained_base
     d = dense_cfg()
     d["nc"] = 3  # as the checkpoint: with another nc ultralytics' load rebuilds the class branch (any model)
     cfg = write_yaml(d, tmp_path / "yolov5n-dense.yaml")
@@ -240,12 +210,12 @@ def test_load_in_a_fresh_process_keeps_the_base_detections(base, tmp_path):
 
 
 @pytest.mark.slow
-def test_ddp_worker_script_loads_pretrained_weights_layer_aligned(base, tmp_path):
+def test_ddp_worker_script_loads_pretrained_weights_layer_aligned(trained_base, tmp_path):
     """The script ultralytics writes for multi-GPU runs, started in a fresh interpreter, with pretrained= set."""
     from helpers import run_ddp_worker
     from ultralytics.models.yolo.detect import DetectionTrainer
 
-    best, data, _ = base
+    best, data, _ = trained_base
     trainer = DetectionTrainer(overrides=dict(
         model="yolov5n-triplet.yaml", data=str(data), pretrained=str(best), epochs=1, imgsz=BASE_IMGSZ, batch=16,
         workers=0, device="cpu", project=str(tmp_path), name="ddp", plots=False, exist_ok=True))
@@ -256,9 +226,9 @@ def test_ddp_worker_script_loads_pretrained_weights_layer_aligned(base, tmp_path
 
 
 @pytest.mark.slow
-def test_resume_of_a_pretrained_triplet_run_is_ultralytics_own(base, tmp_path):
+def test_resume_of_a_pretrained_triplet_run_is_ultralytics_own(trained_base, tmp_path):
     """A run started from pretrained weights and killed after its first epoch resumes from last.pt as usual."""
-    best, data, _ = base
+    best, data, _ = trained_base
     code = (
         "import os; from ultralytics import YOLO; m = YOLO('yolov5n-triplet.yaml')\n"
         "m.add_callback('on_model_save', lambda t: os._exit(3) if t.epoch == 0 else None)\n"
