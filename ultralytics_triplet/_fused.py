@@ -23,9 +23,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ("gate_product", "triplet_scale", "zpool3", "zpool_maps")
+__all__ = ("gate_product", "triplet_scale", "zpool3", "zpool_last", "zpool_maps")
 
 _SLICE_BYTES = 1 << 20  # bytes of x per slice in the full-size loops: about half a core's L2 on current x86
+_LAST_POOL_POSITIONS = 1024  # zpool_maps pools maps of at most this many positions (H·W) from a channels-last copy
 
 
 def _amax_h(x: torch.Tensor) -> torch.Tensor:
@@ -218,9 +219,23 @@ def _like(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return t.contiguous()
 
 
+def zpool_last(x_last: torch.Tensor, dim: int) -> torch.Tensor:
+    """Z-pool of a channels-last map ``x_last`` (B, H, W, C) over ``dim``: (B, 2, ., .), the other axes in order."""
+    return torch.stack((x_last.amax(dim), x_last.mean(dim)), 1)
+
+
 def zpool_maps(x: torch.Tensor, spatial: bool = True) -> tuple[torch.Tensor, ...]:
-    """The Z-pooled maps of ``x`` (B, C, H, W), without autograd: (B,2,C,W) pooled over H, (B,2,H,C) pooled over W
-    and, when ``spatial``, (B,2,H,W) pooled over C; channel 0 of each is the max, channel 1 the mean."""
+    """The Z-pooled maps of ``x`` (B, C, H, W): (B,2,C,W) pooled over H, (B,2,H,C) pooled over W and, when
+    ``spatial``, (B,2,H,W) pooled over C; channel 0 of each is the max, channel 1 the mean.
+
+    On maps of at most ``_LAST_POOL_POSITIONS`` positions the pools are taken from one channels-last copy of ``x``,
+    where each reduces an outer axis (vectorized along C); on larger maps, where the copy costs more than it saves,
+    from ``x`` itself.
+    """
+    if x.shape[2] * x.shape[3] <= _LAST_POOL_POSITIONS:
+        x_last = x.permute(0, 2, 3, 1).contiguous()  # (B, H, W, C); no copy for a channels-last x
+        maps = [zpool_last(x_last, 1).transpose(2, 3), zpool_last(x_last, 2)]  # (B,2,W,C) -> (B,2,C,W); (B,2,H,C)
+        return (*maps, zpool_last(x_last, 3)) if spatial else tuple(maps)
     pairs = [(_amax_h(x), x.mean(2)), (_amax_w(x).transpose(1, 2), x.mean(3).transpose(1, 2))]
     if spatial:
         pairs.append((x.amax(1), x.mean(1)))

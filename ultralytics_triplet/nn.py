@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import _formulation
-from ._fused import gate_product, triplet_scale, zpool3, zpool_maps
+from ._fused import gate_product, triplet_scale, zpool3, zpool_last, zpool_maps
 
 __all__ = ("AttentionGate", "ConvBN", "GateBatchNorm2d", "TripletAttention", "zpool")
 
@@ -157,11 +157,6 @@ def _gate(gate: AttentionGate, pooled: torch.Tensor, transposed: bool = False) -
     pooled = pooled.contiguous(memory_format=torch.channels_last if grad else torch.contiguous_format)
     out = gate.conv.bn(F.conv2d(pooled, weight, padding=weight.shape[-1] // 2)).sigmoid()
     return out.transpose(2, 3) if tall else out
-
-
-def _zpool_last(x_last: torch.Tensor, dim: int) -> torch.Tensor:
-    """Z-pool of a channels-last copy (B, H, W, C) over ``dim``: (B, 2, ., .) with the two other axes in order."""
-    return torch.stack((x_last.amax(dim), x_last.mean(dim)), 1)
 
 
 def _is_channels_last(x: torch.Tensor) -> bool:
@@ -420,11 +415,11 @@ class TripletAttention(nn.Module):
         b, c, h, w = x.shape
         x_last = x.permute(0, 2, 3, 1).contiguous()  # (B, H, W, C)
         s = 1 / len(self._gate_modules())
-        g_cw = _gate(self.cw, _zpool_last(x_last, 1), transposed=True)  # over H: the (W, C) map; (B,1,W,C)
-        g_hc = _gate(self.hc, _zpool_last(x_last, 2))  # over W: the (H, C) map; (B,1,H,C)
+        g_cw = _gate(self.cw, zpool_last(x_last, 1), transposed=True)  # over H: the (W, C) map; (B,1,W,C)
+        g_hc = _gate(self.hc, zpool_last(x_last, 2))  # over W: the (H, C) map; (B,1,H,C)
         scale = g_cw * s + (g_hc * s).reshape(b, h, 1, c)
         if not self.no_spatial:
-            scale = scale + (_gate(self.hw, _zpool_last(x_last, 3)) * s).reshape(b, h, w, 1)  # (B,1,H,W) -> (B,H,W,1)
+            scale = scale + (_gate(self.hw, zpool_last(x_last, 3)) * s).reshape(b, h, w, 1)  # (B,1,H,W) -> (B,H,W,1)
         y = (x_last * scale).permute(0, 3, 1, 2)
         return y.contiguous(memory_format=torch.channels_last if _is_channels_last(x) else torch.contiguous_format)
 
