@@ -45,7 +45,7 @@ RUNTIMES = ("onnxruntime", "openvino", "ncnn")
 FORMAT = {"onnxruntime": "onnx", "openvino": "openvino", "ncnn": "ncnn"}  # runtime -> ultralytics export format
 TOOLS = ("onnxruntime", "onnx", "onnxslim", "openvino", "ncnn", "pnnx")
 MIN_ROUND_MS = 20.0  # each variant runs at least this long per round, so short models are timed over several calls
-TARGET_DENSE = 0.10  # dense placement's aim in ONNX Runtime and OpenVINO: at most +10% over plain
+AIMS_DENSE = {320: 0.15, 640: 0.10}  # size -> the dense placement's aim in ONNX Runtime and OpenVINO over plain
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -433,9 +433,10 @@ def report(rows: list, counts: dict, labels: dict, runtimes: list[str]) -> list[
                         for m, lo, hi in (over[k] for k in list(labels)[1:]))
         lines.append(f"{rt:<12} {size:>4} {statistics.median(times['plain']):9.2f}{cells}")
         dense, official = over[list(labels)[3]][0], over[list(labels)[4]][0]
-        if rt in ("onnxruntime", "openvino"):
-            verdicts.append(f"  {rt} {size}: dense {100 * dense:+.1f}% (aim <= +{100 * TARGET_DENSE:.0f}%: "
-                            f"{'met' if dense <= TARGET_DENSE else 'missed'})")
+        aim = AIMS_DENSE.get(size)
+        if rt in ("onnxruntime", "openvino") and aim is not None:
+            verdicts.append(f"  {rt} {size}: dense {100 * dense:+.1f}% (aim <= +{100 * aim:.0f}%: "
+                            f"{'met' if dense <= aim else 'missed'})")
         verdicts.append(f"  {rt} {size}: dense {100 * dense:+.1f}% vs official-style {100 * official:+.1f}% "
                         f"({'not above' if dense <= official else 'above'} it)")
     lines += ["", f"Graph size (operations; at {ARGS.sizes[0]}): ONNX nodes, OpenVINO ops, NCNN layers",
