@@ -197,7 +197,6 @@ def _pool_over_side(x: torch.Tensor, dim: int, side: int) -> torch.Tensor:
     return torch.cat((F.max_pool2d(x, kernel), F.avg_pool2d(x, kernel)), dim)
 
 
-
 _LEGACY_GATES = {"ChannelGateH": "cw", "ChannelGateW": "hc", "SpatialGate": "hw"}  # tutorial name -> official name
 _FORMS = (
     "[], [no_spatial] e.g. [True], [channels] e.g. [1024], [channels, no_spatial] e.g. [1024, True], "
