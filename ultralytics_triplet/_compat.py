@@ -12,6 +12,7 @@ Checked by tests of their own (``tests/unit/test_compat.py``, ``tests/integratio
 are behaviours rather than names:
     :data:`TRANSFERRED`           the line ``BaseModel.load`` logs, which the weight transfer annotates;
     :data:`ERROR_MARK`            the lead-in of ``torch_safe_load``'s messages, stripped from ours;
+    :data:`PREVIOUS_CHANNELS`     the local of ``parse_model`` that holds the channel count of the row before;
     :func:`cuda_ids_are_physical` how ``select_device`` treats ``CUDA_VISIBLE_DEVICES`` (Ray workers);
     :data:`OTHER_MODEL_CLASSES`   the name parts the ``yolo`` CLI and ``YOLO()`` route to other model classes;
     :data:`METRICS`, :data:`TIME_COLUMN`  the validation metric keys and the ``results.csv`` time column;
@@ -61,6 +62,9 @@ CHECKPOINT_MODEL_KEYS = ("ema", "model")  # where a checkpoint dict keeps its ne
 CHECKPOINT_RESUME_KEYS = ("epoch", "optimizer", "train_args", "train_metrics")
 # build_dataloader seeds its shuffle generator with SHUFFLE_SEED + RANK, plus the training seed from 8.4 on
 SHUFFLE_SEED = 6148914691236517205
+# parse_model resolves a string arg by its local of that name (as `nc` in `[nc]`); at each row this local holds the
+# output channel count of the row before (the input channel count at row 0), for the model's scale
+PREVIOUS_CHANNELS = "c2"
 
 _REQUIRED_IN_TASKS = ("parse_model", "check_yaml", "yaml_model_load", "guess_model_task", "guess_model_scale",
                       "torch_safe_load")

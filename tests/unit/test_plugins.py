@@ -6,6 +6,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import pytest
+import torch
 import ultralytics.nn.tasks as tasks
 from torch import nn
 from ultralytics import YOLO
@@ -128,3 +129,70 @@ def test_a_plugin_whose_hook_raises_is_skipped_with_a_warning(warnings_logged):
         model = DetectionModel(yaml_model_load("yolov5n-triplet.yaml"), verbose=False)
     assert isinstance(model.model[9], TripletAttention)
     assert any("'broken'" in w and "boom" in w for w in warnings_logged)
+
+
+class ChannelGate(nn.Module):
+    """A third-party module that needs its input channel count: one learned scale per channel."""
+
+    def __init__(self, c1, init=1.0):
+        super().__init__()
+        self.scale = nn.Parameter(torch.full((1, c1, 1, 1), float(init)))
+
+    def forward(self, x):
+        return x * self.scale
+
+
+class ChannelPlugin:
+    @hookimpl
+    def register_channel_modules(self):
+        return [ChannelGate]
+
+
+SCALED = {
+    "nc": 2,
+    "scales": {"n": [0.33, 0.25, 1024], "s": [0.33, 0.5, 1024], "l": [1.0, 1.0, 1024]},
+    "backbone": [[-1, 1, "Conv", [64, 3, 2]], [-1, 1, "ChannelGate", []], [-1, 1, "Conv", [128, 3, 2]],
+                 [-1, 1, "ChannelGate", [0.5]]],
+    "head": [[[1, 3], 1, "Detect", ["nc"]]],
+}
+
+
+@pytest.mark.parametrize("scale, width", [("n", 0.25), ("s", 0.5), ("l", 1.0)])
+def test_a_plugins_channel_module_gets_the_channel_count_of_the_layer_before_at_every_scale(scale, width):
+    with plugin(ChannelPlugin(), "gates"):
+        assert "ChannelGate" in ultralytics_triplet.registry().channel_modules
+        model = DetectionModel({**SCALED, "scale": scale}, verbose=False)
+        first, second = model.model[1], model.model[3]
+        assert isinstance(first, ChannelGate) and first.scale.shape[1] == model.model[0].conv.out_channels == 64 * width
+        assert second.scale.shape[1] == model.model[2].conv.out_channels == 128 * width
+        assert float(second.scale.detach().flatten()[0]) == 0.5  # the row's own args follow, never scaled
+        assert model.yaml["backbone"][1] == [-1, 1, "ChannelGate", []]
+        assert model(torch.zeros(1, 3, 64, 64)) is not None  # channels line up through the head
+    assert "ChannelGate" not in vars(tasks)
+
+
+def test_a_channel_module_must_follow_the_layer_before_it():
+    d = {**SCALED, "scale": "n", "backbone": [[-1, 1, "Conv", [64, 3, 2]], [-1, 1, "Conv", [64, 3, 1]],
+                                               [0, 1, "ChannelGate", []]],
+         "head": [[[1, 2], 1, "Detect", ["nc"]]]}
+    with plugin(ChannelPlugin(), "gates"), pytest.raises(ValueError) as e:
+        DetectionModel(d, verbose=False)
+    assert str(e.value) == ("row 2 of the model YAML: ChannelGate takes the channel count of the layer before it, so "
+                            "its 'from' must be -1, got 0")
+
+
+def test_a_channel_module_ultralytics_already_knows_keeps_ultralytics_handling():
+    """Where ultralytics' own parser resolves the name itself, the row is passed on as written."""
+
+    class Conv(nn.Module):  # registered under a name ultralytics' tasks already holds: the clash keeps ultralytics'
+        def __init__(self, c1):
+            super().__init__()
+
+    class Plugin:
+        @hookimpl
+        def register_channel_modules(self):
+            return [Conv]
+
+    with plugin(Plugin(), "shadow"):
+        model = DetectionModel(yaml_model_load("yolov5n.yaml"), verbose=False)
+    assert type(model.model[0]).__module__ == "ultralytics.nn.modules.conv"
