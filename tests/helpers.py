@@ -182,3 +182,23 @@ def pair(no_spatial: bool = False, k: int = 7, seed: int = 0):
     ours = TripletAttention(no_spatial=no_spatial, kernel_size=k)
     ours.load_state_dict(ref.state_dict(), strict=True)
     return ref, ours
+
+
+def loader_order(seed: int | None, reseed: int | None = None) -> list[int]:
+    """The first epoch's order of a training loader ultralytics builds once its trainer seeded torch for training
+    ``seed`` (``None``: as it stands), reseeded by the study's ``reseed_shuffle`` for ``reseed`` when given."""
+    import warnings
+
+    from ultralytics.data.build import build_dataloader
+
+    from ultralytics_triplet.study.data_order import reseed_shuffle
+
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)  # BaseTrainer: init_seeds(seed + 1 + RANK), and RANK is -1 outside DDP
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pin_memory without an accelerator
+            loader = build_dataloader(list(range(32)), batch=4, workers=0, shuffle=True)
+            if reseed is not None:
+                reseed_shuffle(loader, reseed)
+            return [int(i) for batch in loader for i in batch]

@@ -16,7 +16,8 @@ from .. import _env
 from .._checks import fail
 from .._text import one_line
 from .console import Console
-from .run import RunRecord, RunSpec, listed_devices, run_training
+from .data_order import listed_devices
+from .run import RunRecord, RunSpec, run_training
 
 __all__ = ("RAY_HINT", "import_ray", "run_local", "run_ray")
 
@@ -27,7 +28,7 @@ OnDone = Callable[[RunSpec, RunRecord], None]
 def import_ray():
     """Import Ray, or raise the one-line install hint."""
     try:
-        import ray
+        import ray  # an optional dependency: the ray extra
     except ImportError:
         raise fail(ImportError, "backend", RAY_HINT) from None
     return ray

@@ -1,82 +1,150 @@
-"""A study's chart: what the verdict reads, each variant's paired difference to the plain model, beside the values.
+"""A study's chart: what the verdict reads, each row's paired difference to the plain model, beside the values, and
+accuracy against latency.
 
-One row per variant, as in the table. The first two panels show, for each metric, the difference to the plain model
-at each seed (dots), their mean and its 95% t-interval (a bar, coloured by what the verdict reads), and a line at 0;
-the last panel shows each seed's value of the verdict's metric and its mean ± std.
+Top, one line per row, as in the table: for each metric, the difference to the plain model at each seed (dots), their
+mean and its 95% t-interval (a bar, coloured by what the verdict reads), and a line at 0; then each seed's value of
+the verdict's metric and its mean ± std. Below, the decision: each row's mean of the verdict's metric with its 95%
+interval against its latency, the front drawn through the rows no other row dominates, each point labelled.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 from .._plot import figure
+from .decision import ON_FRONT
 from .plan import Plan
-from .report import Summary
+from .report import MetricSummary, Summary, latency_header
+from .variants import PLAIN, REFERENCE
 
 __all__ = ("differences", "plot_study")
 
 COLOURS = {"higher": "#2E7D32", "lower": "#C62828", "none": "#4C72B0"}  # interval above 0, below 0, containing it
+ROLE_COLOURS = {PLAIN: "0.3", REFERENCE: "#DD8452", "variant": "#4C72B0"}
+FRONT_COLOUR = "#2E7D32"
 
 
-def differences(rows: list[Summary], i: int) -> list[list[float]]:
-    """Metric ``i``'s (1 or 2) paired differences to the plain model, seed by seed, for each row (empty for the plain
-    model's)."""
-    plain = rows[0][f"m{i}"]
-    return [[] if k == 0 else [v - p for v, p in zip(r[f"m{i}"], plain)] for k, r in enumerate(rows)]
+def differences(rows: Sequence[Summary], metric: str = "verdict") -> list[list[float]]:
+    """The paired differences to the plain model, seed by seed, of each row's ``verdict`` or ``second`` metric (empty
+    for the plain model's row)."""
+    pick = (lambda r: r.verdict_metric) if metric == "verdict" else (lambda r: r.second_metric)
+    plain = pick(rows[0]).values
+    return [[] if k == 0 else [v - p for v, p in zip(pick(r).values, plain)] for k, r in enumerate(rows)]
 
 
 def _reading(lo: float, hi: float) -> str:
     return "none" if math.isnan(lo) or lo <= 0 <= hi else "higher" if lo > 0 else "lower"
 
 
-def _spread(values: list[float], y: float) -> list[float]:
+def _spread(values: Sequence[float], y: float) -> list[float]:
     """Vertical positions for one row's dots, spread a little so that equal values stay visible."""
     return [y + 0.18 + (k - (len(values) - 1) / 2) * 0.05 for k in range(len(values))]
 
 
-def plot_study(rows: list[Summary], path: Path, plan: Plan):
+def _difference_panel(ax, rows: Sequence[Summary], ys: list[int], metric: str) -> None:
+    """Each row's paired differences of one metric: each seed, the mean and its 95% interval, a line at 0."""
+    ax.axvline(0.0, color="0.25", linewidth=1, zorder=1)
+    for r, d, y in zip(rows, differences(rows, metric), ys):
+        summary: MetricSummary = r.verdict_metric if metric == "verdict" else r.second_metric
+        interval = summary.difference
+        if interval is None:
+            ax.text(0.0, y, " plain model ", ha="center", va="center", fontsize=8, color="0.35",
+                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
+            continue
+        colour = COLOURS[_reading(interval.lo, interval.hi)]
+        ax.scatter(d, _spread(d, y), s=14, color="0.45", alpha=0.8, zorder=2, label="one seed" if y == ys[1] else None)
+        lo, hi = (interval.mean, interval.mean) if math.isnan(interval.lo) else (interval.lo, interval.hi)
+        ax.errorbar([interval.mean], [y], xerr=[[interval.mean - lo], [hi - interval.mean]], fmt="o", color=colour,
+                    capsize=4, zorder=3, label="mean, 95% CI" if y == ys[1] else None)
+    label = (rows[0].verdict_metric if metric == "verdict" else rows[0].second_metric).label
+    ax.set_title(f"Δ{label} vs {rows[0].config}" + (" (the verdict's)" if metric == "verdict" else ""), fontsize=10)
+    ax.set_xlabel("row − plain model at the same seed", fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+
+
+def _values_panel(ax, rows: Sequence[Summary], ys: list[int]) -> None:
+    """Each seed's value of the verdict's metric, and its mean ± std."""
+    for r, y in zip(rows, ys):
+        m = r.verdict_metric
+        ax.scatter(m.values, _spread(m.values, y), s=14, color="0.45", alpha=0.8, zorder=2)
+        ax.errorbar([m.mean], [y], xerr=[0 if math.isnan(m.std) else m.std], fmt="o", color="#8172B3", capsize=4,
+                    zorder=3, label="mean ± std" if y == ys[0] else None)
+    ax.axvline(rows[0].verdict_metric.mean, color="0.6", linestyle="--", linewidth=1, zorder=1)
+    ax.set_title(f"{rows[0].verdict_metric.label} per seed", fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+
+
+def _label(ax, rows: Sequence[Summary]) -> None:
+    """Name each point; a label whose point lies close to an earlier one's moves up a line, so none hides another."""
+    points = sorted((r.cost.latency_ms, r.verdict_metric.mean, r.config) for r in rows)
+    if not points:
+        return
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    dx, dy = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
+    placed: list[tuple[float, float, int]] = []
+    for x, y, name in points:
+        near = [k for px, py, k in placed if abs(px - x) < 0.08 * dx and abs(py - y) < 0.06 * dy]
+        line = max(near) + 1 if near else 0
+        placed.append((x, y, line))
+        ax.annotate(name, (x, y), xytext=(5, 4 + 9 * line), textcoords="offset points", fontsize=7, color="0.2")
+
+
+def _front_panel(ax, rows: Sequence[Summary]) -> None:
+    """Each row's mean of the verdict's metric (95% interval) against its latency; the front through the undominated
+    rows; every point labelled."""
+    measured = [r for r in rows if r.cost is not None and not math.isnan(r.cost.latency_ms)]
+    for role, name in ((PLAIN, "plain model"), (REFERENCE, "reference"), ("variant", "variant")):
+        group = [r for r in measured if r.role == role]
+        if not group:
+            continue
+        xs = [r.cost.latency_ms for r in group]
+        ys = [r.verdict_metric.mean for r in group]
+        lo = [r.verdict_metric.mean - (r.verdict_metric.mean if math.isnan(r.verdict_metric.interval.lo)
+                                       else r.verdict_metric.interval.lo) for r in group]
+        hi = [(r.verdict_metric.mean if math.isnan(r.verdict_metric.interval.hi) else r.verdict_metric.interval.hi)
+              - r.verdict_metric.mean for r in group]
+        ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o", color=ROLE_COLOURS[role], capsize=4, zorder=3, label=name)
+    _label(ax, measured)
+    on_front = sorted((r for r in measured if r.front == ON_FRONT), key=lambda r: r.cost.latency_ms)
+    if on_front:
+        ax.step([r.cost.latency_ms for r in on_front], [r.verdict_metric.mean for r in on_front], where="post",
+                color=FRONT_COLOUR, linewidth=1.5, alpha=0.7, zorder=2, label="front (undominated rows)")
+    label = rows[0].verdict_metric.label
+    ax.set_title(f"{label} against latency: the front runs through the rows no other row beats on both "
+                 "(overlapping intervals: a tie)", fontsize=10)
+    ax.set_xlabel(f"{latency_header(rows)}: batch-1 latency, median of interleaved rounds", fontsize=8)
+    ax.set_ylabel(f"{label}: mean, 95% CI", fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    ax.margins(x=0.15, y=0.1)
+
+
+def plot_study(rows: Sequence[Summary], path: Path, plan: Plan):
     """Draw the chart as a PNG at ``path``; return the matplotlib Figure.
 
-    Panels: Δ of the verdict's metric, Δ of the second metric (paired differences: each seed, mean, 95% interval,
-    a line at 0), and the verdict's metric per seed with its mean ± std.
+    Panels (``fig.axes`` in this order): Δ of the verdict's metric, Δ of the second metric (paired differences: each
+    seed, mean, 95% interval, a line at 0), the verdict's metric per seed with its mean ± std, and the verdict's metric
+    against latency with the front.
     """
     s = plan.settings
-    labels = rows[0].metrics
     ys = list(range(len(rows)))[::-1]  # the plain model on top, as in the table
-    with figure(path, (13.0, 1.6 + 0.45 * len(rows))) as fig:
-        axes = fig.subplots(1, 3, sharey=True, gridspec_kw={"width_ratios": (1.25, 1.25, 1.0)})
-        for ax, i in zip(axes[:2], (1, 2)):
-            ax.axvline(0.0, color="0.25", linewidth=1, zorder=1)
-            for r, d, y in zip(rows, differences(rows, i), ys):
-                interval = r[f"d{i}"]
-                if interval is None:
-                    ax.text(0.0, y, " plain model ", ha="center", va="center", fontsize=8, color="0.35",
-                            bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
-                    continue
-                colour = COLOURS[_reading(interval.lo, interval.hi)]
-                ax.scatter(d, _spread(d, y), s=14, color="0.45", alpha=0.8, zorder=2,
-                           label="one seed" if y == ys[1] else None)
-                lo, hi = (interval.mean, interval.mean) if math.isnan(interval.lo) else (interval.lo, interval.hi)
-                ax.errorbar([interval.mean], [y], xerr=[[interval.mean - lo], [hi - interval.mean]], fmt="o",
-                            color=colour, capsize=4, zorder=3, label="mean, 95% CI" if y == ys[1] else None)
-            ax.set_title(f"Δ{labels[i - 1]} vs {rows[0].config}" + (" (the verdict's)" if i == 1 else ""),
-                         fontsize=10)
-            ax.set_xlabel("variant − plain model at the same seed", fontsize=8)
-            ax.grid(axis="x", alpha=0.3)
+    height = 1.6 + 0.45 * len(rows)
+    with figure(path, (13.0, height + 4.6)) as fig:
+        grid = fig.add_gridspec(2, 3, width_ratios=(1.25, 1.25, 1.0), height_ratios=(height, 4.6))
+        first = fig.add_subplot(grid[0, 0])
+        axes = [first, fig.add_subplot(grid[0, 1], sharey=first), fig.add_subplot(grid[0, 2], sharey=first)]
+        _difference_panel(axes[0], rows, ys, "verdict")
+        _difference_panel(axes[1], rows, ys, "second")
         axes[0].legend(fontsize=8, loc="best")
-        ax = axes[2]
-        for r, y in zip(rows, ys):
-            values, mean, std = r.m1, r.m1_mean, r.m1_std
-            ax.scatter(values, _spread(values, y), s=14, color="0.45", alpha=0.8, zorder=2)
-            ax.errorbar([mean], [y], xerr=[0 if math.isnan(std) else std], fmt="o", color="#8172B3", capsize=4,
-                        zorder=3, label="mean ± std" if y == ys[0] else None)
-        ax.axvline(rows[0].m1_mean, color="0.6", linestyle="--", linewidth=1, zorder=1)
-        ax.set_title(f"{labels[0]} per seed", fontsize=10)
-        ax.grid(axis="x", alpha=0.3)
-        ax.legend(fontsize=8, loc="best")
+        _values_panel(axes[2], rows, ys)
         axes[0].set_yticks(ys, [r.config for r in rows], fontsize=8)
+        for ax in axes[1:]:
+            ax.tick_params(labelleft=False)
         axes[0].set_ylim(-0.6, len(rows) - 0.4)
-        fig.suptitle(f"{plan.seeds} seeds, {s['epochs']} epoch{'s' * (s['epochs'] > 1)}, imgsz {s['imgsz']}: "
+        _front_panel(fig.add_subplot(grid[1, :]), rows)
+        fig.suptitle(f"{plan.seeds} seeds, {s.epochs} epoch{'s' * (s.epochs > 1)}, imgsz {s.imgsz}: "
                      "differences paired by seed; green/red: 95% interval above/below 0", fontsize=10)
     return fig
