@@ -196,3 +196,19 @@ def test_a_channel_module_ultralytics_already_knows_keeps_ultralytics_handling()
     with plugin(Plugin(), "shadow"):
         model = DetectionModel(yaml_model_load("yolov5n.yaml"), verbose=False)
     assert type(model.model[0]).__module__ == "ultralytics.nn.modules.conv"
+
+
+def test_every_hook_spec_is_documented_in_the_plugin_guide():
+    """As datasette does: a hook the docs do not name is a hook nobody finds."""
+    import inspect
+    from pathlib import Path
+
+    from ultralytics_triplet import hookspecs
+
+    guide = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
+    if not guide.is_file():
+        pytest.skip("no docs/ beside the tests")
+    specs = [name for name, f in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("register_")]
+    assert "register_channel_modules" in specs
+    text = guide.read_text(encoding="utf-8")
+    assert [name for name in specs if f"`{name}()`" not in text] == []
