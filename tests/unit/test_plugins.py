@@ -3,33 +3,20 @@ name clashes, broken plugins, and the unknown-module message that lists what is 
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import pytest
 import torch
 import ultralytics.nn.tasks as tasks
+from helpers import ChannelGate, ChannelPlugin
+from helpers import registered as plugin
 from torch import nn
 from ultralytics import YOLO
 from ultralytics.nn.tasks import DetectionModel, yaml_model_load
 
 import ultralytics_triplet
-from ultralytics_triplet import TripletAttention, get_plugin_manager, hookimpl
-from ultralytics_triplet.integration import sync
+from ultralytics_triplet import TripletAttention, hookimpl
 from ultralytics_triplet.plugins import UnknownModuleError
 
 pytestmark = pytest.mark.compat
-
-
-@contextmanager
-def plugin(obj, name: str):
-    """Register a plugin object for the duration of a with-block."""
-    pm = get_plugin_manager()
-    pm.register(obj, name=name)
-    try:
-        yield
-    finally:
-        pm.unregister(name=name)
-        sync()
 
 
 class ScaleByTwo(nn.Module):
@@ -129,23 +116,6 @@ def test_a_plugin_whose_hook_raises_is_skipped_with_a_warning(warnings_logged):
         model = DetectionModel(yaml_model_load("yolov5n-triplet.yaml"), verbose=False)
     assert isinstance(model.model[9], TripletAttention)
     assert any("'broken'" in w and "boom" in w for w in warnings_logged)
-
-
-class ChannelGate(nn.Module):
-    """A third-party module that needs its input channel count: one learned scale per channel."""
-
-    def __init__(self, c1, init=1.0):
-        super().__init__()
-        self.scale = nn.Parameter(torch.full((1, c1, 1, 1), float(init)))
-
-    def forward(self, x):
-        return x * self.scale
-
-
-class ChannelPlugin:
-    @hookimpl
-    def register_channel_modules(self):
-        return [ChannelGate]
 
 
 SCALED = {

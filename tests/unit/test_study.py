@@ -210,34 +210,12 @@ def test_references_are_plain_models_trained_alike_and_scale_up_is_the_next_scal
 
 
 def test_a_third_party_plugins_module_is_compared_the_same_way(tmp_path):
-    import torch
-    from torch import nn
+    from helpers import ChannelPlugin, registered
 
-    from ultralytics_triplet import get_plugin_manager, hookimpl
-    from ultralytics_triplet.integration import sync
-
-    class Gate(nn.Module):
-        def __init__(self, c1):
-            super().__init__()
-            self.scale = nn.Parameter(torch.ones(1, c1, 1, 1))
-
-        def forward(self, x):
-            return x * self.scale
-
-    class Plugin:
-        @hookimpl
-        def register_channel_modules(self):
-            return [Gate]
-
-    pm = get_plugin_manager()
-    pm.register(Plugin(), name="gate")
-    try:
-        variants, _ = build_variants("yolov5n.yaml", ["after:4"], tmp_path, modules=["Gate", "CBAM"])
-        assert names(variants) == ["yolov5n.yaml", "yolov5n+Gate@4.yaml", "yolov5n+CBAM@4.yaml"]
-        assert "\nGate: " in variants[1].header and "registered by plugin 'gate'" in variants[1].header
-    finally:
-        pm.unregister(name="gate")
-        sync()
+    with registered(ChannelPlugin(), "gates"):
+        variants, _ = build_variants("yolov5n.yaml", ["after:4"], tmp_path, modules=["ChannelGate", "CBAM"])
+    assert names(variants) == ["yolov5n.yaml", "yolov5n+ChannelGate@4.yaml", "yolov5n+CBAM@4.yaml"]
+    assert "\nChannelGate: helpers.ChannelGate, registered by plugin 'gates'." in variants[1].header
 
 
 @pytest.mark.parametrize("placement, words", [
@@ -315,6 +293,20 @@ def test_the_table_header_says_when_runs_were_shuffled_the_same_way_at_every_see
     assert "Data order: 4 of 4 runs were shuffled the same way at every seed (ultralytics 8.3.0: its loader" in text
     records = fake_records(values, order="seed")
     assert "Data order" not in format_table(summarize(plan, records), plan, records=records)
+
+
+@pytest.mark.parametrize("task, labels", [
+    ("detect", ("mAP50-95", "mAP50")), ("obb", ("mAP50-95", "mAP50")), ("segment", ("mask mAP50-95", "mask mAP50")),
+    ("pose", ("pose mAP50-95", "pose mAP50")), ("classify", ("top-1 acc", "top-5 acc")),
+    ("unknown", ("mAP50-95", "mAP50")),
+])
+def test_each_tasks_two_metrics_are_named_for_the_table_and_keyed_as_ultralytics_keys_them(task, labels):
+    from ultralytics_triplet import _compat
+    from ultralytics_triplet.study.report import metrics_of
+
+    pairs = metrics_of(task)
+    assert tuple(label for label, _ in pairs) == labels
+    assert tuple(key for _, key in pairs) == _compat.METRIC_KEYS.get(task, _compat.METRIC_KEYS["detect"])
 
 
 def test_summaries_are_typed_per_metric_and_paired_by_seed():

@@ -22,24 +22,30 @@ from .run import RunRecord
 from .stats import Interval, mean_interval, paired_interval
 from .variants import PLAIN, REFERENCE, VARIANT
 
-__all__ = ("LABELS", "Cost", "MetricSummary", "Summary", "csv_rows", "format_table", "metrics_of", "summarize",
-           "write_csv")
+__all__ = ("Cost", "MetricSummary", "Summary", "csv_rows", "format_table", "label", "latency_header", "metrics_of",
+           "summarize", "write_csv")
 
-# How the table names each task's two metrics (the keys are ultralytics': _compat.METRIC_KEYS); the first is the
-# verdict's
-LABELS = {
-    "detect": ("mAP50-95", "mAP50"),
-    "obb": ("mAP50-95", "mAP50"),
-    "segment": ("mask mAP50-95", "mask mAP50"),
-    "pose": ("pose mAP50-95", "pose mAP50"),
-    "classify": ("top-1 acc", "top-5 acc"),
-}
+# How the table names a metric, from its results key (ultralytics': _compat.METRIC_KEYS): the box, mask and pose
+# kinds by their suffix, classification's accuracies by name
+_KINDS = {"(B)": "", "(M)": "mask ", "(P)": "pose "}
+_NAMES = {"accuracy_top1": "top-1 acc", "accuracy_top5": "top-5 acc"}
+
+
+def label(key: str) -> str:
+    """The table's name of a metric: ``metrics/mAP50-95(M)`` -> ``mask mAP50-95``, ``metrics/accuracy_top1`` ->
+    ``top-1 acc``."""
+    name = key.split("/", 1)[-1]
+    for suffix, kind in _KINDS.items():
+        if name.endswith(suffix):
+            return kind + name[: -len(suffix)]
+    return _NAMES.get(name, name)
 
 
 def metrics_of(task: str) -> tuple[tuple[str, str], tuple[str, str]]:
-    """The two (label, results key) pairs a study reports for ``task`` (detection's for an unknown task)."""
-    task = task if task in LABELS else "detect"
-    return tuple(zip(LABELS[task], _compat.METRIC_KEYS[task]))
+    """The two (label, results key) pairs a study reports for ``task`` (detection's for an unknown task); the first is
+    the verdict's."""
+    keys = _compat.METRIC_KEYS.get(task, _compat.METRIC_KEYS["detect"])
+    return tuple((label(key), key) for key in keys)
 
 
 @dataclass(frozen=True)
