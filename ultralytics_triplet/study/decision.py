@@ -5,7 +5,9 @@ front of accuracy against latency.
   comparison the verdict reads its 95% interval; with several, the Holm-adjusted p-values of their paired t-tests, so
   that the chance of any false "higher" or "lower" among them stays at 5%. The intervals stay unadjusted.
 - **Front.** A row is ``dominated by X`` where another row X reaches a higher mean of the verdict's metric at a lower
-  latency (the median over the interleaved rounds, as the table and the chart show it), else it is ``on the front``.
+  latency, else it is ``on the front``. Latencies are compared as measured side by side: each row's median ratio to
+  the plain model's time in the same rounds (the bracket of the table, the x axis of the chart), which a load that
+  drifts between rounds does not move.
   The means carry the intervals of the table: a front of rows whose intervals overlap is a tie, not a ranking.
 """
 
@@ -38,10 +40,10 @@ def judge(rows: Sequence[Summary]) -> list[Summary]:
 
 def dominators(row: Summary, rows: Sequence[Summary]) -> list[Summary]:
     """The rows with a higher mean of the verdict's metric at a lower latency than ``row``, best mean first."""
-    if row.cost is None or math.isnan(row.cost.latency_ms):
+    if row.cost is None or math.isnan(row.cost.latency_ratio):
         return []
-    better = [o for o in rows if o is not row and o.cost is not None and not math.isnan(o.cost.latency_ms)
-              and o.verdict_metric.mean > row.verdict_metric.mean and o.cost.latency_ms < row.cost.latency_ms]
+    better = [o for o in rows if o is not row and o.cost is not None and not math.isnan(o.cost.latency_ratio)
+              and o.verdict_metric.mean > row.verdict_metric.mean and o.cost.latency_ratio < row.cost.latency_ratio]
     return sorted(better, key=lambda o: -o.verdict_metric.mean)
 
 
@@ -50,7 +52,7 @@ def front(rows: Sequence[Summary]) -> list[Summary]:
     more where others dominate it too); ``-`` where its latency was not measured."""
     out = []
     for r in rows:
-        if r.cost is None or math.isnan(r.cost.latency_ms):
+        if r.cost is None or math.isnan(r.cost.latency_ratio):
             reading = "-"
         else:
             over = dominators(r, rows)

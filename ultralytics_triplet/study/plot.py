@@ -4,7 +4,8 @@ accuracy against latency.
 Top, one line per row, as in the table: for each metric, the difference to the plain model at each seed (dots), their
 mean and its 95% t-interval (a bar, coloured by what the verdict reads), and a line at 0; then each seed's value of
 the verdict's metric and its mean ± std. Below, the decision: each row's mean of the verdict's metric with its 95%
-interval against its latency, the front drawn through the rows no other row dominates, each point labelled.
+interval against its latency relative to the plain model (the median ratio in the same rounds, as the front reads
+it), the front drawn through the rows no other row dominates, each point labelled.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+
+from matplotlib.ticker import FuncFormatter
 
 from .._plot import figure
 from .decision import ON_FRONT
@@ -79,7 +82,7 @@ def _values_panel(ax, rows: Sequence[Summary], ys: list[int]) -> None:
 
 def _label(ax, rows: Sequence[Summary]) -> None:
     """Name each point; a label whose point lies close to an earlier one's moves up a line, so none hides another."""
-    points = sorted((r.cost.latency_ms, r.verdict_metric.mean, r.config) for r in rows)
+    points = sorted((r.cost.latency_ratio, r.verdict_metric.mean, r.config) for r in rows)
     if not points:
         return
     xs, ys = [p[0] for p in points], [p[1] for p in points]
@@ -95,12 +98,12 @@ def _label(ax, rows: Sequence[Summary]) -> None:
 def _front_panel(ax, rows: Sequence[Summary]) -> None:
     """Each row's mean of the verdict's metric (95% interval) against its latency; the front through the undominated
     rows; every point labelled."""
-    measured = [r for r in rows if r.cost is not None and not math.isnan(r.cost.latency_ms)]
+    measured = [r for r in rows if r.cost is not None and not math.isnan(r.cost.latency_ratio)]
     for role, name in ((PLAIN, "plain model"), (REFERENCE, "reference"), ("variant", "variant")):
         group = [r for r in measured if r.role == role]
         if not group:
             continue
-        xs = [r.cost.latency_ms for r in group]
+        xs = [r.cost.latency_ratio for r in group]
         ys = [r.verdict_metric.mean for r in group]
         lo = [r.verdict_metric.mean - (r.verdict_metric.mean if math.isnan(r.verdict_metric.interval.lo)
                                        else r.verdict_metric.interval.lo) for r in group]
@@ -108,14 +111,16 @@ def _front_panel(ax, rows: Sequence[Summary]) -> None:
               - r.verdict_metric.mean for r in group]
         ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o", color=ROLE_COLOURS[role], capsize=4, zorder=3, label=name)
     _label(ax, measured)
-    on_front = sorted((r for r in measured if r.front == ON_FRONT), key=lambda r: r.cost.latency_ms)
+    on_front = sorted((r for r in measured if r.front == ON_FRONT), key=lambda r: r.cost.latency_ratio)
     if on_front:
-        ax.step([r.cost.latency_ms for r in on_front], [r.verdict_metric.mean for r in on_front], where="post",
+        ax.step([r.cost.latency_ratio for r in on_front], [r.verdict_metric.mean for r in on_front], where="post",
                 color=FRONT_COLOUR, linewidth=1.5, alpha=0.7, zorder=2, label="front (undominated rows)")
     label = rows[0].verdict_metric.label
     ax.set_title(f"{label} against latency: the front runs through the rows no other row beats on both "
                  "(overlapping intervals: a tie)", fontsize=10)
-    ax.set_xlabel(f"{latency_header(rows)}: batch-1 latency, median of interleaved rounds", fontsize=8)
+    ax.set_xlabel(f"latency relative to {rows[0].config} ({latency_header(rows)[:-3]}): median ratio in the same "
+                  "interleaved rounds", fontsize=8)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:.2g}×"))
     ax.set_ylabel(f"{label}: mean, 95% CI", fontsize=8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
