@@ -194,8 +194,9 @@ def cmd_study(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted; run the same command again to resume the study in {args.out}\n")
         return 130
-    except RuntimeError as e:  # a training that failed (on Ray); the finished runs are recorded
-        sys.stderr.write(f"{PROG}: {one_line(e)}; the same command again retries the missing runs\n")
+    except RuntimeError as e:  # a training that failed (on Ray), or an export: the finished runs are recorded
+        text = one_line(e).replace("same call", "same command").replace("another latency", "another --latency")
+        sys.stderr.write(f"{PROG}: {text}\n")
         return 1
     log = _logger()
     log.info(f"\n{result.table}\n")
@@ -352,8 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--placements", nargs="+", default=list(NAMES), metavar="P",
                    help=f"placements to compare with the plain model: a named one ({', '.join(NAMES)}); "
                    f"{AFTER}I[,J...], the module after layers I, J, ... of MODEL (backbone and head counted "
-                   f"together, as 'insert' counts), trained as STEM+TA@I,J.yaml; or {EACH_BACKBONE}, one {AFTER}I "
-                   "per backbone layer (default: the named ones)")
+                   f"together, as 'insert' counts), trained as STEM+TA@I,J.yaml; or {EACH_BACKBONE} (one {AFTER}I "
+                   "per backbone layer); default: the named ones")
     p.add_argument("--modules", nargs="+", default=[MODULE], metavar="M",
                    help="modules each placement is built with: any registered module (see 'plugins'), e.g. "
                    f"{MODULE} CBAM; another than {MODULE} is named STEM-M.yaml, STEM-M-neck.yaml, STEM+M@I.yaml "

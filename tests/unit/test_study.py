@@ -384,6 +384,25 @@ def test_a_row_is_dominated_only_by_one_both_more_accurate_and_faster():
     assert [r.front for r in front(rows)] == ["-"] * 3  # no latency measured: no reading
 
 
+def test_an_export_that_fails_is_one_line_naming_the_row_and_the_recorded_runs(tmp_path, monkeypatch):
+    from ultralytics_triplet.study import costs
+    from ultralytics_triplet.study.options import RUNTIME
+
+    class Failing:  # what ultralytics' exporter does where a tool is missing: it raises the tool's error
+        def __init__(self, weights):
+            pass
+
+        def export(self, **kwargs):
+            raise ModuleNotFoundError("No module named 'onnxscript'")
+
+    monkeypatch.setattr(costs, "YOLO", Failing)
+    with pytest.raises(RuntimeError) as e:
+        costs._export(tmp_path / "best.pt", RUNTIME["onnx"], 64, "yolov5n-CBAM.yaml")
+    assert str(e.value).startswith("latency 'onnx': ultralytics ") and "\n" not in str(e.value)
+    assert "could not export yolov5n-CBAM.yaml (ModuleNotFoundError: No module named 'onnxscript')" in str(e.value)
+    assert str(e.value).endswith("every run is recorded: the same call with another latency reports them")
+
+
 def test_results_time_column_sums_over_resumed_sessions(tmp_path):
     from ultralytics_triplet import _compat
 

@@ -84,7 +84,8 @@ def run_ray(specs: Sequence[RunSpec], on_done: OnDone, address: str | None, devi
                 ray.cancel(ref)  # a KeyboardInterrupt in the task: ultralytics leaves last.pt resumable
             raise
         if failures:
-            raise RuntimeError(f"{len(failures)} run{'s' * (len(failures) > 1)} failed on Ray: {failures[0]}")
+            raise RuntimeError(f"{len(failures)} run{'s' * (len(failures) > 1)} failed on Ray: {failures[0]}; the same "
+                               "call again retries the missing runs")
     finally:
         if started:
             ray.shutdown()

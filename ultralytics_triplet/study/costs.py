@@ -26,6 +26,7 @@ import torch
 from ultralytics import YOLO
 
 from .. import _compat
+from .._text import one_line
 from ..loading import load_model
 from ..measure import input_channels, interleaved, model_stats, ort_session, ov_compiled
 from .console import Steps, captured
@@ -62,10 +63,19 @@ def settings(runtime: Runtime, imgsz: int, rounds: int, device: Any = None) -> s
             f"precision; {exported}.")
 
 
-def _export(weights: Path, runtime: Runtime, imgsz: int) -> Path:
-    """Export ``weights`` through ultralytics' own exporter; return the file the runtime opens."""
-    with _compat.no_autoinstall():  # nothing is installed behind the user's back: the extra was checked
-        exported = Path(YOLO(str(weights)).export(format=runtime.export, imgsz=imgsz, batch=1, device="cpu"))
+def _export(weights: Path, runtime: Runtime, imgsz: int, config: str) -> Path:
+    """Export ``weights`` through ultralytics' own exporter; return the file the runtime opens.
+
+    Raises:
+        RuntimeError: If ultralytics' exporter fails: one line naming the row (every run is recorded by then).
+    """
+    try:
+        with _compat.no_autoinstall():  # nothing is installed behind the user's back: the extra was checked
+            exported = Path(YOLO(str(weights)).export(format=runtime.export, imgsz=imgsz, batch=1, device="cpu"))
+    except Exception as e:
+        raise RuntimeError(f"latency '{runtime.name}': ultralytics {_compat.ultralytics_version()} could not export "
+                           f"{config} ({type(e).__name__}: {one_line(e)}); every run is recorded: the same call with "
+                           "another latency reports them") from None
     return next(exported.glob("*.xml")) if exported.is_dir() else exported
 
 
@@ -114,7 +124,7 @@ def measure_costs(rows: Sequence[Summary], out: Path, imgsz: int, latency: str, 
                 for r in rows:
                     steps.start(r.config)
                     with captured(out / EXPORT_LOG, verbose, label=f"export {r.config}", write=steps.write):
-                        files.append(_export(out / r.weights, runtime, imgsz))
+                        files.append(_export(out / r.weights, runtime, imgsz, r.config))
                     steps.finish()
             finally:
                 steps.close()

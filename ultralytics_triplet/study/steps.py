@@ -131,7 +131,8 @@ def run_study(
             larger scale, fewer than 2 seeds, ...). Nothing is trained or written.
         ImportError: For ``backend='ray'`` without Ray installed, or a ``latency`` runtime that is not installed.
         NotRegisteredError: If ultralytics is not patched (``ULTRALYTICS_TRIPLET_DISABLE=1`` before ``register()``).
-        RuntimeError: If a run failed on Ray (the finished runs are recorded).
+        RuntimeError: If a run failed on Ray, or ultralytics could not export a row for the latency (the finished
+            runs are recorded).
     """
     check_int("latency_runs", latency_runs, 1)
     store = Store(out)

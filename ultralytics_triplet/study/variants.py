@@ -241,8 +241,9 @@ def _scale_up(model: str | Path, plain: dict, folder: Path) -> Variant:
     scales = list(plain.get("scales") or {})
     m = _SCALE.search(stem)
     if not scales or m is None or m[1] != plain.get("scale") or m[1] not in scales:
-        raise fail(ValueError, "references", f"'{SCALE_UP}': {path.name} has no scale letter that ultralytics reads "
-                   f"(as in yolov8n.yaml) among scales it lists; valid choices: a model config (.yaml) instead")
+        raise fail(ValueError, "references", f"'{SCALE_UP}': {path.name} has no scale to go up from (ultralytics "
+                   "reads one from a name such as yolov8n.yaml, among the scales its config lists); valid choices: a "
+                   "model config (.yaml) instead")
     k = scales.index(m[1])
     family = [f"{stem[:m.start(1)]}{s}{stem[m.end(1):]}{suffix}" for s in scales]
     if k + 1 == len(scales):
