@@ -479,6 +479,24 @@ def test_the_chart_shows_each_rows_paired_difference_and_accuracy_against_latenc
     assert png.shape[1] > 1000 and png.std() > 0
 
 
+def test_labels_of_points_close_together_do_not_cover_each_other(tmp_path):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from ultralytics_triplet.study.decision import front
+    from ultralytics_triplet.study.plot import plot_study
+    from ultralytics_triplet.study.report import summarize
+
+    more = [(f"yolov5n+CBAM@{k}.yaml", "variant", "CBAM") for k in range(5)]
+    plan = fake_plan(fake_variants(*more))
+    values = {v.name: [0.10 + 0.001 * k, 0.20 + 0.001 * k] for k, v in enumerate(plan.variants)}
+    rows = front(costed(summarize(plan, fake_records(values)), [5.0 + 0.01 * k for k in range(7)]))  # one cluster
+    fig = plot_study(rows, tmp_path / "study.png", plan)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in fig.axes[3].texts]
+    assert len(boxes) == 7
+    assert not [(a, b) for k, a in enumerate(boxes) for b in boxes[k + 1:] if a.overlaps(b)]
+
+
 # --------------------------------------------------------------------------------------------------------- console
 
 

@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
 from .._plot import figure
 from .decision import ON_FRONT
@@ -80,24 +80,33 @@ def _values_panel(ax, rows: Sequence[Summary], ys: list[int]) -> None:
     ax.legend(fontsize=8, loc="best")
 
 
-def _label(ax, rows: Sequence[Summary]) -> None:
-    """Name each point; a label whose point lies close to an earlier one's moves up a line, so none hides another."""
-    points = sorted((r.cost.latency_ratio, r.verdict_metric.mean, r.config) for r in rows)
-    if not points:
-        return
-    xs, ys = [p[0] for p in points], [p[1] for p in points]
-    dx, dy = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
-    placed: list[tuple[float, float, int]] = []
-    for x, y, name in points:
-        near = [k for px, py, k in placed if abs(px - x) < 0.08 * dx and abs(py - y) < 0.06 * dy]
-        line = max(near) + 1 if near else 0
-        placed.append((x, y, line))
-        ax.annotate(name, (x, y), xytext=(5, 4 + 9 * line), textcoords="offset points", fontsize=7, color="0.2")
+def _label(ax, rows: Sequence[Summary], fontsize: float = 7.0) -> None:
+    """Name each point; a label that would cover another label or a point moves a line up or down (the nearest free
+    place), with a line to its point, so all stay readable.
+
+    Call with the axes laid out: label boxes are placed in display units.
+    """
+    dpi = ax.figure.dpi
+    points = sorted(((r.cost.latency_ratio, r.verdict_metric.mean, r.config) for r in rows), key=lambda p: p[1])
+    line = fontsize * 1.35 * dpi / 72  # one text line, in pixels
+    marker = 7 * dpi / 72
+    where = [tuple(ax.transData.transform((x, y))) for x, y, _ in points]
+    taken = [(px - marker, py - marker, px + marker, py + marker) for px, py in where]  # the points themselves
+    for (x, y, name), (px, py) in zip(points, where):
+        width = len(name) * fontsize * 0.62 * dpi / 72
+        for shift in (0, 1, -1, 2, -2, 3, -3, 4, -4, 5, -5, 6, -6):
+            box = (px + marker + 2, py + 2 + shift * line, px + marker + 2 + width, py + 2 + (shift + 1) * line)
+            if not any(box[0] < t[2] and t[0] < box[2] and box[1] < t[3] and t[1] < box[3] for t in taken):
+                break
+        taken.append(box)
+        ax.annotate(name, (x, y), xytext=((box[0] - px) * 72 / dpi, (box[1] - py) * 72 / dpi),
+                    textcoords="offset points", fontsize=fontsize, color="0.2", va="bottom",
+                    arrowprops={"arrowstyle": "-", "color": "0.6", "linewidth": 0.6} if shift else None)
 
 
-def _front_panel(ax, rows: Sequence[Summary]) -> None:
+def _front_panel(ax, rows: Sequence[Summary]) -> list[Summary]:
     """Each row's mean of the verdict's metric (95% interval) against its latency; the front through the undominated
-    rows; every point labelled."""
+    rows, ringed; return the rows drawn (to be labelled once the figure is laid out)."""
     measured = [r for r in rows if r.cost is not None and not math.isnan(r.cost.latency_ratio)]
     for role, name in ((PLAIN, "plain model"), (REFERENCE, "reference"), ("variant", "variant")):
         group = [r for r in measured if r.role == role]
@@ -110,21 +119,28 @@ def _front_panel(ax, rows: Sequence[Summary]) -> None:
         hi = [(r.verdict_metric.mean if math.isnan(r.verdict_metric.interval.hi) else r.verdict_metric.interval.hi)
               - r.verdict_metric.mean for r in group]
         ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o", color=ROLE_COLOURS[role], capsize=4, zorder=3, label=name)
-    _label(ax, measured)
     on_front = sorted((r for r in measured if r.front == ON_FRONT), key=lambda r: r.cost.latency_ratio)
     if on_front:
-        ax.step([r.cost.latency_ratio for r in on_front], [r.verdict_metric.mean for r in on_front], where="post",
-                color=FRONT_COLOUR, linewidth=1.5, alpha=0.7, zorder=2, label="front (undominated rows)")
+        xs, ys = [r.cost.latency_ratio for r in on_front], [r.verdict_metric.mean for r in on_front]
+        ax.step(xs, ys, where="post", color=FRONT_COLOUR, linewidth=1.5, alpha=0.8, zorder=4,
+                label="front (undominated rows)")
+        ax.scatter(xs, ys, s=130, facecolors="none", edgecolors=FRONT_COLOUR, linewidths=1.5, zorder=5)
     label = rows[0].verdict_metric.label
     ax.set_title(f"{label} against latency: the front runs through the rows no other row beats on both "
                  "(overlapping intervals: a tie)", fontsize=10)
     ax.set_xlabel(f"latency relative to {rows[0].config} ({latency_header(rows)[:-3]}): median ratio in the same "
                   "interleaved rounds", fontsize=8)
+    ratios = [r.cost.latency_ratio for r in measured if r.cost.latency_ratio > 0]
+    if ratios and max(ratios) / min(ratios) > 3:  # a larger model far to the right: a log axis keeps the rest apart
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_locator(LogLocator(base=2, subs=(1.0, 1.5)))
+        ax.xaxis.set_minor_locator(NullLocator())
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:.2g}×"))
     ax.set_ylabel(f"{label}: mean, 95% CI", fontsize=8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     ax.margins(x=0.15, y=0.1)
+    return measured
 
 
 def plot_study(rows: Sequence[Summary], path: Path, plan: Plan):
@@ -149,7 +165,10 @@ def plot_study(rows: Sequence[Summary], path: Path, plan: Plan):
         for ax in axes[1:]:
             ax.tick_params(labelleft=False)
         axes[0].set_ylim(-0.6, len(rows) - 0.4)
-        _front_panel(fig.add_subplot(grid[1, :]), rows)
+        decision = fig.add_subplot(grid[1, :])
+        measured = _front_panel(decision, rows)
         fig.suptitle(f"{plan.seeds} seeds, {s.epochs} epoch{'s' * (s.epochs > 1)}, imgsz {s.imgsz}: "
                      "differences paired by seed; green/red: 95% interval above/below 0", fontsize=10)
+        fig.tight_layout()  # the labels are placed where the laid-out axes put their points
+        _label(decision, measured)
     return fig
