@@ -32,7 +32,6 @@ import importlib.metadata
 import importlib.util
 import json
 import logging
-import math
 import os
 import re
 import statistics
@@ -45,7 +44,6 @@ from pathlib import Path
 RUNTIMES = ("onnxruntime", "openvino", "ncnn")
 FORMAT = {"onnxruntime": "onnx", "openvino": "openvino", "ncnn": "ncnn"}  # runtime -> ultralytics export format
 TOOLS = ("onnxruntime", "onnx", "onnxslim", "openvino", "ncnn", "pnnx")
-MIN_ROUND_MS = 20.0  # each variant runs at least this long per round, so short models are timed over several calls
 ANY_SIZE = "dense, any-size graph"  # the dense model exported with the graph that holds no traced size
 AIMS_DENSE = {320: 0.15, 640: 0.10}  # size -> the dense placement's aim in ONNX Runtime and OpenVINO over plain
 
@@ -78,6 +76,8 @@ if ARGS is not None:  # before torch (and ultralytics, which sets OMP_NUM_THREAD
     from _checkout import use_checkout
 
     use_checkout(__file__)  # benchmark this checkout's package
+    # the package's timing core, shared with the study (and MIN_ROUND_MS, each variant's least time per round)
+    from ultralytics_triplet.measure import interleaved, ort_session, ov_compiled
 
 
 # --- the variants -----------------------------------------------------------------------------------------------
@@ -199,28 +199,6 @@ def image(size: int):
     return np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
 
 
-def ort_session(path: Path, threads: int, profile: str | None = None):
-    """An ONNX Runtime CPU session: ``threads`` intra-op threads that do not spin, one inter-op thread."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if profile:
-        so.enable_profiling, so.profile_file_prefix = True, profile
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
-
-def ov_compiled(path: Path, threads: int, perf: bool = False):
-    """An OpenVINO CPU model compiled with the LATENCY hint on ``threads`` threads."""
-    import openvino as ov
-
-    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}
-    if perf:
-        config["PERF_COUNT"] = "YES"
-    return ov.Core().compile_model(str(path), "CPU", config)
-
-
 def ncnn_net(path: Path, threads: int):
     """An NCNN net on ``threads`` CPU threads, from an ultralytics ``_ncnn_model`` directory."""
     import ncnn
@@ -270,26 +248,6 @@ def node_count(rt: str, path: Path) -> int:
         skip = {"Parameter", "Constant", "Result"}
         return sum(op.get_type_name() not in skip for op in ov.Core().read_model(str(path)).get_ordered_ops())
     return int(next(path.glob("*.param")).read_text().splitlines()[1].split()[0])  # "layer_count blob_count"
-
-
-def interleaved(fns: dict, rounds: int) -> dict[str, list[float]]:
-    """Per-call ms of each function, ``rounds`` rounds; a round runs each in turn for about ``MIN_ROUND_MS``."""
-    calls = {}
-    for k, f in fns.items():  # warm-up, and how many calls make a round's share
-        for _ in range(3):
-            f()
-        t0 = time.perf_counter()
-        f()
-        calls[k] = max(1, math.ceil(MIN_ROUND_MS / ((time.perf_counter() - t0) * 1e3)))
-    n = max(calls.values())  # the same count for every variant: each round's shares are comparable
-    times = {k: [] for k in fns}
-    for _ in range(rounds):
-        for k, f in fns.items():
-            t0 = time.perf_counter()
-            for _ in range(n):
-                f()
-            times[k].append((time.perf_counter() - t0) * 1e3 / n)
-    return times
 
 
 def overheads(times: dict[str, list[float]], base: str = "plain") -> dict[str, tuple[float, float, float]]:

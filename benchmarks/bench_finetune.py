@@ -121,9 +121,9 @@ def fmt(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
 
 
-def main() -> None:
-    """Run the benchmark and print its tables."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(description: str) -> argparse.Namespace:
+    """The arguments of the fine-tuning benchmarks (this one and ``bench_int8.py``): the base's and the runs' budget."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--base-epochs", type=int, default=40)
     p.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs per run")
     p.add_argument("--seeds", type=int, default=3)
@@ -135,26 +135,44 @@ def main() -> None:
     a = p.parse_args()
     if a.quick:
         a.base_epochs, a.epochs, a.seeds, a.train_images, a.imgsz = 8, 1, 2, 64, 64
+    return a
+
+
+def workspace(a: argparse.Namespace, prefix: str) -> tuple[Path, str]:
+    """Threads and quiet logging set; the work directory and its shapes dataset (an earlier run's is reused)."""
     os.environ.setdefault("OMP_NUM_THREADS", str(a.threads))
     import torch
     from ultralytics.utils import LOGGER
 
     from ultralytics_triplet.data import make_shapes_dataset
-    from ultralytics_triplet.loading import load_checkpoint
-    from ultralytics_triplet.nn import PASS_THROUGH_BIAS, TripletAttention
 
     torch.set_num_threads(a.threads)
     LOGGER.setLevel("WARNING")
-    work = Path(a.out or tempfile.mkdtemp(prefix="bench-finetune-")).resolve()
+    work = Path(a.out or tempfile.mkdtemp(prefix=prefix)).resolve()
     work.mkdir(parents=True, exist_ok=True)
+    shapes = work / "shapes"
+    if (shapes / "data.yaml").exists():
+        return work, str(shapes / "data.yaml")
+    return work, str(make_shapes_dataset(shapes, n_train=a.train_images, n_val=max(8, a.train_images // 4),
+                                         imgsz=a.imgsz, seed=0))
+
+
+def base_name(a: argparse.Namespace) -> str:
+    """The base's run name: an earlier run's base with the same budget is reused."""
+    return f"base-e{a.base_epochs}-n{a.train_images}-i{a.imgsz}"
+
+
+def main() -> None:
+    """Run the benchmark and print its tables."""
+    a = arguments(__doc__.splitlines()[0])
     t0 = time.time()
-    data = str(make_shapes_dataset(work / "shapes", n_train=a.train_images, n_val=max(8, a.train_images // 4),
-                                   imgsz=a.imgsz, seed=0)) if not (work / "shapes").exists() else str(
-        work / "shapes" / "data.yaml")
+    work, data = workspace(a, "bench-finetune-")
+    from ultralytics_triplet.loading import load_checkpoint
     from ultralytics_triplet.measure import machine
+    from ultralytics_triplet.nn import PASS_THROUGH_BIAS, TripletAttention
 
     print(f"bench_finetune: {machine()}; {a.threads} threads")
-    name = f"base-e{a.base_epochs}-n{a.train_images}-i{a.imgsz}"  # an earlier run's base with the same budget is reused
+    name = base_name(a)
     base = work / name / "weights" / "best.pt"
     if base.exists():
         base_map = val_map(load_checkpoint(base)[0], data, a.imgsz)

@@ -17,13 +17,10 @@ One command, offline (synthetic shapes data, CPU; needs openvino and nncf, both 
 
 from __future__ import annotations
 
-import argparse
-import os
-import tempfile
 import time
 from pathlib import Path
 
-from bench_finetune import COMMON, PLACEMENTS, cfg_path, fmt, table, train
+from bench_finetune import COMMON, PLACEMENTS, arguments, base_name, cfg_path, fmt, table, train, workspace
 
 VARIANTS = {"plain yolov5n": "yolov5n.yaml", **PLACEMENTS}
 
@@ -41,38 +38,16 @@ def exported_maps(best: Path, data: str, imgsz: int, int8: bool) -> tuple[float,
 
 def main() -> None:
     """Run the benchmark and print its table."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--base-epochs", type=int, default=40)
-    p.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs per run")
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--imgsz", type=int, default=128)
-    p.add_argument("--train-images", type=int, default=256)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", default=None, help="work directory (default: a temporary one)")
-    p.add_argument("--quick", action="store_true", help="tiny budget smoke run")
-    a = p.parse_args()
-    if a.quick:
-        a.base_epochs, a.epochs, a.seeds, a.train_images, a.imgsz = 8, 1, 2, 64, 64
-    os.environ.setdefault("OMP_NUM_THREADS", str(a.threads))
-    import torch
-    from ultralytics.utils import LOGGER
-
-    from ultralytics_triplet.data import make_shapes_dataset
-    from ultralytics_triplet.measure import machine
-
-    torch.set_num_threads(a.threads)
-    LOGGER.setLevel("WARNING")
-    work = Path(a.out or tempfile.mkdtemp(prefix="bench-int8-")).resolve()
-    work.mkdir(parents=True, exist_ok=True)
+    a = arguments(__doc__.splitlines()[0])
     t0 = time.time()
-    shapes = work / "shapes"
-    data = str(shapes / "data.yaml") if (shapes / "data.yaml").exists() else str(make_shapes_dataset(
-        shapes, n_train=a.train_images, n_val=max(8, a.train_images // 4), imgsz=a.imgsz, seed=0))
+    work, data = workspace(a, "bench-int8-")
     import nncf
     import openvino
 
+    from ultralytics_triplet.measure import machine
+
     print(f"bench_int8: {machine()}; openvino {openvino.__version__}, nncf {nncf.__version__}; {a.threads} threads")
-    name = f"base-e{a.base_epochs}-n{a.train_images}-i{a.imgsz}"  # an earlier run's base with the same budget is reused
+    name = base_name(a)
     base = work / name / "weights" / "best.pt"
     if not base.exists():
         train("yolov5n.yaml", data, a.base_epochs, a.imgsz, 0, work, name)

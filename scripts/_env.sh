@@ -13,4 +13,5 @@ echo "== setting up a fresh environment in $WORK (removed on exit)"
 "$VENV/bin/python" -m pip wheel -q --disable-pip-version-check --no-deps -w "$WORK/dist" "$ROOT"
 WHEEL=$(ls "$WORK"/dist/ultralytics_triplet-*.whl)
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${WHEEL}${EXTRAS:-}"
-echo "== installed $(basename "$WHEEL") with $("$VENV/bin/python" -c 'import torch, ultralytics; print(f"ultralytics {ultralytics.__version__}, torch {torch.__version__}")')"
+# The last line: ultralytics' first import in a fresh settings folder prints a note of its own first.
+echo "== installed $(basename "$WHEEL") with $("$VENV/bin/python" -c 'import torch, ultralytics; print(f"ultralytics {ultralytics.__version__}, torch {torch.__version__}")' | tail -n 1)"

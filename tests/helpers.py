@@ -6,6 +6,7 @@ Fixtures live in conftest.py; this module holds plain functions and constants, i
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import re
@@ -22,7 +23,7 @@ import yaml
 from torch import nn
 from ultralytics.nn.tasks import DetectionModel, guess_model_scale, yaml_model_load
 
-from ultralytics_triplet import insert_layers
+from ultralytics_triplet import get_plugin_manager, hookimpl, insert_layers
 from ultralytics_triplet._compat import OTHER_MODEL_CLASSES
 
 IMGSZ = 64  # tiny images keep every end-to-end test within seconds on 2 CPU cores
@@ -182,3 +183,59 @@ def pair(no_spatial: bool = False, k: int = 7, seed: int = 0):
     ours = TripletAttention(no_spatial=no_spatial, kernel_size=k)
     ours.load_state_dict(ref.state_dict(), strict=True)
     return ref, ours
+
+
+def loader_order(seed: int | None, reseed: int | None = None) -> list[int]:
+    """The first epoch's order of a training loader ultralytics builds once its trainer seeded torch for training
+    ``seed`` (``None``: as it stands), reseeded by the study's ``reseed_shuffle`` for ``reseed`` when given."""
+    import warnings
+
+    from ultralytics.data.build import build_dataloader
+
+    from ultralytics_triplet.study.data_order import reseed_shuffle
+
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)  # BaseTrainer: init_seeds(seed + 1 + RANK), and RANK is -1 outside DDP
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pin_memory without an accelerator
+            loader = build_dataloader(list(range(32)), batch=4, workers=0, shuffle=True)
+            if reseed is not None:
+                reseed_shuffle(loader, reseed)
+            return [int(i) for batch in loader for i in batch]
+
+
+# ---------------------------------------------------------------------------------------------------- plugins
+
+
+@contextlib.contextmanager
+def registered(obj, name: str):
+    """Register a plugin object for the duration of a with-block (and take its names away from ultralytics after)."""
+    from ultralytics_triplet.integration import sync
+
+    pm = get_plugin_manager()
+    pm.register(obj, name=name)
+    try:
+        yield
+    finally:
+        pm.unregister(name=name)
+        sync()
+
+
+class ChannelGate(nn.Module):
+    """A third-party module that needs its input channel count: one learned scale per channel."""
+
+    def __init__(self, c1, init=1.0):
+        super().__init__()
+        self.scale = nn.Parameter(torch.full((1, c1, 1, 1), float(init)))
+
+    def forward(self, x):
+        return x * self.scale
+
+
+class ChannelPlugin:
+    """A third-party plugin that registers :class:`ChannelGate` as a channel module."""
+
+    @hookimpl
+    def register_channel_modules(self):
+        return [ChannelGate]

@@ -70,6 +70,18 @@ def check_free_dir(param: str, path: str | Path, unless: str | None = None) -> P
     return path
 
 
+def check_model_lists(d: Any, what: str) -> dict:
+    """Return ``d`` if it is a model dict: ``backbone`` and ``head`` lists of rows.
+
+    Raises:
+        ValueError: Otherwise, naming ``what`` (``'yolov8n.yaml'``, ``the model dict``).
+    """
+    if not (isinstance(d, dict) and all(isinstance(d.get(key), list) for key in ("backbone", "head"))):
+        raise ValueError(f"{what} is not a model: it needs a 'backbone' list and a 'head' list of "
+                         "[from, number, module, args] rows")
+    return d
+
+
 def check_output_file(param: str, path: str | Path, suffixes: tuple[str, ...], force: bool = False) -> Path:
     """Return ``path`` if it can be written: a wanted suffix, not a directory, and absent unless ``force``.
 

@@ -1,7 +1,7 @@
-"""Every ultralytics internal this package reads or wraps, in one place, each one checked.
+"""The ultralytics internals this package reads or wraps, each checked: names and behaviours, not study logic.
 
 ultralytics has no plugin API, so this package leans on names and behaviours that are internals, not API. They are
-listed here, and only here:
+listed here:
 
 Checked by :func:`check` before anything is patched (a missing one: one line naming it, nothing patched):
     ``ultralytics.nn.tasks``: ``parse_model``, ``check_yaml(hard=...)``, ``yaml_model_load``, ``guess_model_task``,
@@ -12,31 +12,36 @@ Checked by tests of their own (``tests/unit/test_compat.py``, ``tests/integratio
 are behaviours rather than names:
     :data:`TRANSFERRED`           the line ``BaseModel.load`` logs, which the weight transfer annotates;
     :data:`ERROR_MARK`            the lead-in of ``torch_safe_load``'s messages, stripped from ours;
+    :data:`PREVIOUS_CHANNELS`     the local of ``parse_model`` that holds the channel count of the row before;
     :func:`cuda_ids_are_physical` how ``select_device`` treats ``CUDA_VISIBLE_DEVICES`` (Ray workers);
     :data:`OTHER_MODEL_CLASSES`   the name parts the ``yolo`` CLI and ``YOLO()`` route to other model classes;
-    :data:`METRICS`, :data:`TIME_COLUMN`  the validation metric keys and the ``results.csv`` time column;
+    :data:`METRIC_KEYS`, :data:`TIME_COLUMN`  the validation metric keys and the ``results.csv`` time column;
     :data:`CHECKPOINT_MODEL_KEYS`, :data:`CHECKPOINT_RESUME_KEYS`  what a checkpoint dict holds;
-    :func:`shuffle_follows_seed`  whether ``build_dataloader`` shuffles by the training seed (8.4) or not (8.3);
-    :func:`reseed_shuffle`        a training loader's ``generator`` and ``reset()``, to shuffle by the seed anyway;
-    :func:`progress_bar`          ``ultralytics.utils.TQDM``, the progress bar ultralytics' trainer draws;
+    :data:`SHUFFLE_SEED`, :func:`shuffle_follows_seed`  how ``build_dataloader`` seeds its shuffle, and whether it
+                                  follows the training seed (8.4) or not (8.3);
     ``initialize_weights``        resets BatchNorm constants by an exact type test, which ``GateBatchNorm2d`` escapes.
 
-Nothing here changes ultralytics: that is ``integration.py``'s job alone.
+ultralytics' public API (``YOLO`` and its ``train``/``val``/``export``, trainer callbacks, ``LOGGER``, ``TQDM``,
+``get_flops``, the dataset checkers, ``LetterBox``, the task model classes) is imported where it is used. What the
+study makes of these facts (parsing ``results.csv``, labelling metrics, seeding a run's data order, its progress bar)
+lives in ``study/``. Nothing here changes ultralytics: that is ``integration.py``'s job alone.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import functools
 import inspect
-import math
 import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 from . import _env
+
+# ultralytics, torch and importlib.metadata are imported inside the functions that use them: this module is imported
+# at interpreter start by the start-up hook, before ultralytics is (and importing ultralytics runs that hook).
 
 DISTRIBUTION = "ultralytics-triplet"
 MARK = "_ultralytics_triplet"  # attribute set on every function integration.py installs into ultralytics
@@ -48,19 +53,22 @@ ERROR_ADVICE = (" Recommended fixes", " Use an official")  # ... and end with ad
 # build another model class than YOLO.
 OTHER_MODEL_CLASSES = ("rtdetr", "fastsam", "sam_", "sam2_", "sam2.1_", "sam3", "mobile_sam", "yolo_nas", "-world",
                        "yoloe")
-# (label, key of the validator's results_dict) of the two metrics a study reports, by task; the first is the verdict's
-METRICS = {
-    "detect": (("mAP50-95", "metrics/mAP50-95(B)"), ("mAP50", "metrics/mAP50(B)")),
-    "obb": (("mAP50-95", "metrics/mAP50-95(B)"), ("mAP50", "metrics/mAP50(B)")),
-    "segment": (("mask mAP50-95", "metrics/mAP50-95(M)"), ("mask mAP50", "metrics/mAP50(M)")),
-    "pose": (("pose mAP50-95", "metrics/mAP50-95(P)"), ("pose mAP50", "metrics/mAP50(P)")),
-    "classify": (("top-1 acc", "metrics/accuracy_top1"), ("top-5 acc", "metrics/accuracy_top5")),
+# keys of the validator's results_dict (and results.csv columns) of each task's two headline metrics
+METRIC_KEYS = {
+    "detect": ("metrics/mAP50-95(B)", "metrics/mAP50(B)"),
+    "obb": ("metrics/mAP50-95(B)", "metrics/mAP50(B)"),
+    "segment": ("metrics/mAP50-95(M)", "metrics/mAP50(M)"),
+    "pose": ("metrics/mAP50-95(P)", "metrics/mAP50(P)"),
+    "classify": ("metrics/accuracy_top1", "metrics/accuracy_top5"),
 }
 TIME_COLUMN = "time"  # results.csv: seconds since the training session started (8.4+; 8.3 writes no such column)
 CHECKPOINT_MODEL_KEYS = ("ema", "model")  # where a checkpoint dict keeps its network, preferred first
 CHECKPOINT_RESUME_KEYS = ("epoch", "optimizer", "train_args", "train_metrics")
 # build_dataloader seeds its shuffle generator with SHUFFLE_SEED + RANK, plus the training seed from 8.4 on
 SHUFFLE_SEED = 6148914691236517205
+# parse_model resolves a string arg by its local of that name (as `nc` in `[nc]`); at each row this local holds the
+# output channel count of the row before (the input channel count at row 0), for the model's scale
+PREVIOUS_CHANNELS = "c2"
 
 _REQUIRED_IN_TASKS = ("parse_model", "check_yaml", "yaml_model_load", "guess_model_task", "guess_model_scale",
                       "torch_safe_load")
@@ -264,43 +272,6 @@ def cuda_ids_are_physical() -> bool:
     return 'os.environ["CUDA_VISIBLE_DEVICES"] =' in inspect.getsource(torch_utils.select_device)
 
 
-def metric_labels(task: str) -> tuple[tuple[str, str], tuple[str, str]]:
-    """The two (label, results key) pairs a study reports for ``task`` (detection's for an unknown task)."""
-    return METRICS.get(task, METRICS["detect"])
-
-
-def read_results_csv(path: Path) -> list[dict[str, float]]:
-    """Rows of an ultralytics ``results.csv`` with stripped keys and float values."""
-    if not path.is_file():
-        return []
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = []
-        for r in csv.DictReader(f):
-            try:
-                rows.append({k.strip(): float(v) for k, v in r.items() if k})
-            except (TypeError, ValueError):
-                continue
-    return rows
-
-
-def train_seconds(rows: list[dict[str, float]]) -> float | None:
-    """Training time from ``results.csv``'s time column, summed over sessions (it restarts at 0 on resume).
-
-    None when the file has no such column (ultralytics 8.3).
-    """
-    if not any(TIME_COLUMN in r for r in rows):
-        return None
-    total, last = 0.0, 0.0
-    for r in rows:
-        t = r.get(TIME_COLUMN, math.nan)
-        if math.isnan(t):
-            continue
-        if t < last:  # a resumed session
-            total += last
-        last = t
-    return total + last
-
-
 def checkpoint_model(ckpt: Any):
     """The network a checkpoint dict holds (EMA first), or None."""
     if not isinstance(ckpt, dict):
@@ -315,17 +286,9 @@ def user_config_dir() -> Path:
     return Path(USER_CONFIG_DIR)
 
 
-
 # --------------------------------------------------------------------------------------------------------------------
 # the training loader's shuffle
 # --------------------------------------------------------------------------------------------------------------------
-
-
-def shuffle_seed(seed: int) -> int:
-    """The seed ultralytics 8.4 gives a training loader's shuffle generator in this process for training ``seed``."""
-    from ultralytics.utils import RANK
-
-    return (SHUFFLE_SEED + RANK + int(seed)) % (1 << 64)
 
 
 @functools.cache
@@ -336,8 +299,6 @@ def shuffle_follows_seed() -> bool:
     generator's, 8.3 uses ``SHUFFLE_SEED + RANK`` alone, so two seeds draw the same data order there. Observed by
     building a loader under two seeds of torch's CPU generator (restored afterwards; no other generator is touched).
     """
-    import warnings
-
     import torch
     from ultralytics.data.build import build_dataloader
 
@@ -353,21 +314,3 @@ def shuffle_follows_seed() -> bool:
     finally:
         cpu.set_state(state)
     return seeds[0] != seeds[1]
-
-
-def reseed_shuffle(loader: Any, seed: int) -> None:
-    """Make a training loader shuffle as ultralytics 8.4 shuffles for training ``seed``, from its next epoch on.
-
-    Seeds the loader's ``generator`` (torch's ``DataLoader`` draws each epoch's permutation, and the seeds of its
-    worker processes, from it) and restarts its iterator with ``InfiniteDataLoader.reset()``, which 8.3 builds when
-    the loader is built, so the first epoch's order is drawn anew as well.
-    """
-    loader.generator.manual_seed(shuffle_seed(seed))
-    loader.reset()
-
-
-def progress_bar(total: int, desc: str, unit: str, file: Any):
-    """ultralytics' own progress bar (``ultralytics.utils.TQDM``, as its trainer draws it) on ``file``."""
-    from ultralytics.utils import TQDM
-
-    return TQDM(total=total, desc=desc, unit=unit, file=file)

@@ -21,12 +21,16 @@ import sys
 import warnings
 from pathlib import Path
 
-from . import _compat
+from . import _compat, _env
 from ._checks import check_checkpoint, check_output_file
 from ._files import atomic_write
 from ._text import PROG, one_line
-from .placements import NAMES
-from .study.variants import AFTER, EACH_BACKBONE
+from ._version import __version__
+from .placements import NAMES, cache_dir
+from .study.options import AFTER, EACH_BACKBONE, MODULE, RUNTIME, RUNTIMES, SCALE_UP
+
+# The modules a command runs (they import torch and ultralytics) are imported inside that command's function, so
+# `--help` and the other commands stay fast.
 
 __all__ = ("build_parser", "main")
 
@@ -42,7 +46,7 @@ class UsageError(ValueError):
 
 def _logger():
     """ultralytics' LOGGER (imported late so ``--help`` stays fast)."""
-    from ultralytics.utils import LOGGER
+    from ultralytics.utils import LOGGER  # lazy: see the note on imports at the top
 
     return LOGGER
 
@@ -73,7 +77,7 @@ def _log_warnings(caught: list[warnings.WarningMessage]) -> None:
 
 def cmd_insert(args: argparse.Namespace) -> int:
     """Insert rows into a model YAML and write the result."""
-    from .loading import check_model_dict
+    from .loading import check_model_dict  # lazy: see the note on imports at the top
     from .surgery import insert_layers_with_rows, write_yaml
 
     out = _check_output(args.output, args.force, (".yaml", ".yml"))
@@ -104,7 +108,7 @@ def cmd_insert(args: argparse.Namespace) -> int:
 
 def cmd_transfer(args: argparse.Namespace) -> int:
     """Build MODEL.yaml, carry BASE.pt's weights into it and save a checkpoint ultralytics trains from."""
-    from .weights import MostlyUnusedError, save_transferred
+    from .weights import MostlyUnusedError, save_transferred  # lazy: see the note on imports at the top
 
     out = _check_output(args.output, args.force, (".pt",))
     base = check_checkpoint("base", args.base)  # checked here so a missing file is never looked up online by a name
@@ -144,7 +148,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Compare two models and print the table (and write the chart)."""
-    from .compare import compare_models, format_table, plot_comparison
+    from .compare import compare_models, format_table, plot_comparison  # lazy: see the note on imports at the top
 
     out = _check_output(args.output, args.force, (".png", ".jpg", ".pdf", ".svg")) if args.output else None
     rows = compare_models(args.a, args.b, imgsz=args.imgsz, runs=args.runs, threads=args.threads)
@@ -158,7 +162,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_visualize(args: argparse.Namespace) -> int:
     """Draw every TripletAttention layer's gates for one image."""
-    from .visualize import OUTPUT_SUFFIXES, visualize
+    from .visualize import OUTPUT_SUFFIXES, visualize  # lazy: see the note on imports at the top
 
     out = _check_output(args.output, args.force, OUTPUT_SUFFIXES)
     if not Path(args.image).is_file():
@@ -174,8 +178,8 @@ def cmd_visualize(args: argparse.Namespace) -> int:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    """Train the plain model and each placement over seeds; print the table of paired differences."""
-    from .study import run_study
+    """Train the plain model, its references and each placement of each module over seeds; print the table."""
+    from .study import run_study  # lazy: see the note on imports at the top
 
     if args.address and args.backend != "ray":
         raise UsageError("--address is for --backend ray")
@@ -185,13 +189,14 @@ def cmd_study(args: argparse.Namespace) -> int:
             args.data, model=args.model, placements=args.placements, seeds=args.seeds, epochs=args.epochs,
             imgsz=args.imgsz, batch=args.batch, pretrained=args.pretrained, device=args.device, out=args.out,
             backend=args.backend, address=args.address, latency_runs=args.latency_runs, verbose=args.verbose,
-            **extra,
+            modules=args.modules, references=args.references, latency=args.latency, **extra,
         )
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted; run the same command again to resume the study in {args.out}\n")
         return 130
-    except RuntimeError as e:  # a training that failed (on Ray); the finished runs are recorded
-        sys.stderr.write(f"{PROG}: {one_line(e)}; the same command again retries the missing runs\n")
+    except RuntimeError as e:  # a training that failed (on Ray), or an export: the finished runs are recorded
+        text = one_line(e).replace("same call", "same command").replace("another latency", "another --latency")
+        sys.stderr.write(f"{PROG}: {text}\n")
         return 1
     log = _logger()
     log.info(f"\n{result.table}\n")
@@ -199,8 +204,9 @@ def cmd_study(args: argparse.Namespace) -> int:
         f"{PROG}: {result.trained} run{'s' * (result.trained != 1)} trained, {result.resumed} resumed, "
         f"{result.reused} reused; results in {result.out.resolve()}:\n"
         f"  study.txt  the table above\n"
-        f"  study.csv  one row per run (variant, seed, metrics, times, paths)\n"
-        f"  study.png  each variant's paired difference to the plain model (mean, 95% CI, each seed) and values\n"
+        f"  study.csv  one row per run (row, role, module, seed, metrics, p-values, latency, front, times, paths)\n"
+        f"  study.png  each row's paired difference to the plain model (mean, 95% CI, each seed), the values, and "
+        f"accuracy against latency with the front\n"
         f"  runs/      the ultralytics training runs, each with its train.log"
     )
     return 0
@@ -213,9 +219,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 def host_facts() -> dict:
     """What this process's ultralytics sees of this package: version, patch state, modules, directories."""
-    from . import _env, plugins
-    from ._version import __version__
-    from .placements import cache_dir
+    from . import plugins  # lazy: see the note on imports at the top
 
     tasks = _compat.tasks()  # the start-up hook patches it here, unless disabled
     registry = plugins.registry()
@@ -228,8 +232,8 @@ def host_facts() -> dict:
         "patched": patched,
         "disabled": _env.disabled(),
         "plugins": [name for name, _ in plugins.get_plugin_manager().list_name_plugin()],
-        "modules": [{"name": n, "class": f"{c.__module__}.{c.__qualname__}", "plugin": registry.owners[n]}
-                    for n, c in registry.modules.items()],
+        "modules": [{"name": n, "class": f"{c.__module__}.{c.__qualname__}", "plugin": registry.owners[n],
+                     "takes_channels": n in registry.channel_modules} for n, c in registry.modules.items()],
         "model_dirs": [{"path": str(d), "plugin": registry.dir_owners.get(d, "?")} for d in registry.model_dirs],
         "generated_configs": str(cache_dir()),
     }
@@ -252,7 +256,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     else:
         lines.append("ultralytics patched: no (see the warning above)")
     lines += [f"plugin: {name}" for name in facts["plugins"]]
-    lines += [f"module: {m['name']} ({m['class']}) from plugin {m['plugin']}" for m in facts["modules"]]
+    lines += [f"module: {m['name']} ({m['class']}) from plugin {m['plugin']}"
+              + (", built with its input channel count" if m["takes_channels"] else "") for m in facts["modules"]]
     lines += [f"model directory: {d['path']} from plugin {d['plugin']}" for d in facts["model_dirs"]]
     lines.append(f"generated configs: {facts['generated_configs']}")
     print("\n".join(lines))
@@ -280,8 +285,6 @@ def build_parser() -> argparse.ArgumentParser:
         "visualize attention gates, study whether attention helps on your data, and show what ultralytics sees.",
         epilog="Each command has its own --help. Nothing existing is overwritten without --force.",
     )
-    from . import __version__
-
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -335,28 +338,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite OUT.png if it exists")
     p.set_defaults(func=cmd_visualize, flags={"model": "MODEL", "out": "--output"})
 
-    p = sub.add_parser("study", help="does triplet attention help on my data, and where? placements x seeds, paired",
-                       description="Train the plain model and each placement with the same seeds, data, budget and "
-                       "hyper-parameters; print mean ± std per variant, the paired difference to the plain model with "
-                       "a 95% t-interval, costs, and a verdict. Writes study.txt, study.csv and study.png (the paired "
-                       "differences) in --out. One progress bar shows the runs; each run's log goes to "
-                       "runs/RUN/train.log. Resumable: the same command again reuses finished runs, continues an "
-                       "interrupted one and trains only what is missing.")
+    p = sub.add_parser("study", help="is triplet attention worth it on my data? rows x seeds, paired, deployed cost",
+                       description="Train the plain model, its references and each placement of each module with the "
+                       "same seeds, data, budget and hyper-parameters; print mean ± std per row, the paired "
+                       "difference to the plain model with a 95% t-interval, a verdict (Holm-adjusted over the rows "
+                       "when there are several), parameters, GFLOPs, latency in the runtime the model ships in, and "
+                       "whether another row beats it on both accuracy and latency. Writes study.txt, study.csv and "
+                       "study.png (the paired differences, and accuracy against latency) in --out. One progress bar "
+                       "shows the runs; each run's log goes to runs/RUN/train.log. Resumable: the same command again "
+                       "reuses finished runs, continues an interrupted one and trains only what is missing.")
     p.add_argument("--data", required=True, metavar="DATA.yaml", help="dataset YAML (a local file)")
     p.add_argument("--model", default="yolo11n.yaml", metavar="MODEL.yaml",
                    help="the plain model; named placement P is STEM-P.yaml (default: %(default)s)")
     p.add_argument("--placements", nargs="+", default=list(NAMES), metavar="P",
                    help=f"placements to compare with the plain model: a named one ({', '.join(NAMES)}); "
-                   f"{AFTER}I[,J...], TripletAttention after layers I, J, ... of MODEL (backbone and head counted "
-                   f"together, as 'insert' counts), trained as STEM+TA@I,J.yaml; or {EACH_BACKBONE}, one {AFTER}I "
-                   "per backbone layer (default: the named ones)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1, every variant once per seed; >= 2 "
+                   f"{AFTER}I[,J...], the module after layers I, J, ... of MODEL (backbone and head counted "
+                   f"together, as 'insert' counts), trained as STEM+TA@I,J.yaml; or {EACH_BACKBONE} (one {AFTER}I "
+                   "per backbone layer); default: the named ones")
+    p.add_argument("--modules", nargs="+", default=[MODULE], metavar="M",
+                   help="modules each placement is built with: any registered module (see 'plugins'), e.g. "
+                   f"{MODULE} CBAM; another than {MODULE} is named STEM-M.yaml, STEM-M-neck.yaml, STEM+M@I.yaml "
+                   f"(default: {MODULE})")
+    p.add_argument("--references", nargs="+", default=[], metavar="MODEL",
+                   help=f"plain models trained alike and compared like the variants: a config, or {SCALE_UP}, MODEL "
+                   "at its next scale letter (yolov5n.yaml: yolov5s.yaml)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1, every row once per seed; >= 2 "
                    "(default: %(default)s)")
     p.add_argument("--epochs", type=int, default=50, help="epochs per run (default: %(default)s)")
     p.add_argument("--imgsz", type=int, default=640, help="image size (default: %(default)s)")
     p.add_argument("--batch", type=int, default=16, help="batch size, -1 for auto (default: %(default)s)")
     p.add_argument("--pretrained", metavar="BASE.pt",
-                   help="start every variant from these weights (layer-aligned, attention as a pass-through)")
+                   help="start every row from these weights (layer-aligned, attention as a pass-through)")
     p.add_argument("--device", help="ultralytics device: 0, 0,1 (DDP), cpu (default: ultralytics chooses)")
     p.add_argument("--workers", type=int, help="dataloader workers per run (default: ultralytics' default)")
     p.add_argument("--out", default="study", help="study directory: new, or holding this same study "
@@ -364,7 +376,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("local", "ray"), default="local",
                    help="local: one run after another here; ray: each run a Ray task (default: %(default)s)")
     p.add_argument("--address", help="Ray cluster address (default: a local Ray instance)")
-    p.add_argument("--latency-runs", type=int, default=20, help="timed forward passes per variant "
+    p.add_argument("--latency", choices=RUNTIMES, default=RUNTIMES[0],
+                   help="where the latency column is measured: torch, the fused PyTorch model; "
+                   + "; ".join(f"{r.name}, {r.label} on the model ultralytics' export writes (extra: "
+                               f"ultralytics-triplet[{r.extra}])" for r in RUNTIME.values() if r.extra)
+                   + " (default: %(default)s)")
+    p.add_argument("--latency-runs", type=int, default=20, help="interleaved rounds of the latency measurement "
                    "(default: %(default)s)")
     p.add_argument("--verbose", action="store_true",
                    help="stream every run's full ultralytics log instead of the progress bar")

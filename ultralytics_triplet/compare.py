@@ -17,10 +17,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._checks import YAML_SUFFIXES, check_checkpoint, check_int
+from ._checks import check_int
 from ._plot import figure
 from ._text import table
-from .loading import load_model
+from .loading import check_source, load_model
 from .measure import model_stats, time_forward
 
 __all__ = ("compare_models", "format_table", "plot_comparison")
@@ -64,7 +64,7 @@ def compare_models(
     check_int("threads", threads, 1)
     sources = [a, b]
     for param, s in zip("ab", sources):  # cheap checks of both before building either
-        _precheck(param, s)
+        check_source(s, param)
     models = [load_model(s) for s in sources]
     names = [_display_name(s) for s in sources]
     if names[0] == names[1]:
@@ -92,20 +92,6 @@ def compare_models(
             threads=threads, imgsz=imgsz,
         )
     return rows
-
-
-def _precheck(param: str, source: Any) -> None:
-    """Raise for a model source that cannot work: a wrong suffix, or a named checkpoint/YAML path that is missing."""
-    if isinstance(source, nn.Module):
-        return
-    path = Path(str(source))
-    suffix = path.suffix.lower()
-    if suffix == ".pt":
-        check_checkpoint(param, path)
-    elif suffix not in YAML_SUFFIXES:
-        raise ValueError(f"{param} '{source}' is neither a .pt checkpoint nor a .yaml model config")
-    elif path.name != str(source) and not path.is_file():
-        raise FileNotFoundError(f"{param} '{source}' not found (or not a file)")
 
 
 def _display_name(source: Any) -> str:

@@ -35,6 +35,21 @@ def register_modules() -> list[type[nn.Module]]:
 
 
 @hookspec
+def register_channel_modules() -> list[type[nn.Module]]:
+    """Return nn.Module classes that model YAMLs may name and that take their input channel count first.
+
+    Like :func:`register_modules`, and one thing more: the class is built as ``MyModule(c1, *args)``, where ``c1``
+    is the channel count of the layer the row follows, as ``parse_model`` computes it for the model's scale (its
+    ``c2`` of that layer: scaled by ``width_multiple`` and capped by ``max_channels``), and ``args`` are the row's
+    args as written, never scaled. So ``[-1, 1, CBAM, []]`` builds ``CBAM(c1)`` at every scale, and
+    ``[-1, 1, CBAM, [3]]`` builds ``CBAM(c1, 3)``. A YAML that spells the channel count itself (``[256]``) is right
+    at one scale only; here it would be the second argument. The row's ``from`` must be ``-1`` (the layer before
+    it, as ``insert_layers`` writes every row), and the module must keep the channel count. Where ultralytics'
+    own parser already knows the name, its handling stays.
+    """
+
+
+@hookspec
 def register_model_dirs() -> list[str | Path]:
     """Return directories of model YAMLs that ultralytics should find by bare name.
 

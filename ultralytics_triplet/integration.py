@@ -6,7 +6,8 @@ from :func:`register`. Nothing else in this package imports this module. It chec
 
 - ``parse_model``: before each model build the registry is applied (:func:`sync`: registered classes put into
   ``tasks``' globals, where parse_model looks names up with ``globals()[m]``); an unknown name and a YOLOv5-repo
-  YAML with ``anchors`` get a clear message;
+  YAML with ``anchors`` get a clear message; a row of a channel module (``register_channel_modules``) is given the
+  channel count of the layer before it as its first argument, in parse_model's own terms;
 - ``check_yaml``: a bare YAML name ultralytics cannot find is looked up in the registered model directories, then
   as a named placement (``placements.py``): ``yolov8l-seg-triplet.yaml`` resolves through ultralytics' own
   ``yolov8-seg-triplet.yaml`` + scale logic to a config generated from ``yolov8-seg.yaml``;
@@ -27,6 +28,11 @@ from pathlib import Path
 from . import _compat
 from ._text import PREFIX
 
+# Sibling modules that import ultralytics (plugins, surgery, placements, weights) and ultralytics itself are imported
+# inside the functions that use them: register() may import this module before ultralytics is imported, and
+# importing ultralytics runs the start-up hook, which calls install() here; a top-level import would meet this module
+# half-way through its own import.
+
 __all__ = ("install", "register", "sync")
 
 _lock = threading.RLock()
@@ -39,9 +45,7 @@ def _warn_once(message: str) -> None:
     """Log ``message`` as an ultralytics warning, once per process."""
     if message not in _warned:
         _warned.add(message)
-        # Imported here: on ultralytics 8.3 importing ultralytics.utils runs ultralytics/__init__, which imports
-        # ultralytics.nn.tasks, whose import hook calls install(): a top-level import would run half-way.
-        from ultralytics.utils import LOGGER
+        from ultralytics.utils import LOGGER  # lazy: see the note on imports at the top
 
         LOGGER.warning(f"{PREFIX} {message}")
 
@@ -93,7 +97,7 @@ def register():
 
 def sync():
     """Make ultralytics see the current registry: names in tasks' globals and the safe-load allow-list."""
-    from . import plugins
+    from . import plugins  # lazy: see the note on imports at the top
 
     with _lock:
         registry = plugins.registry()
@@ -123,23 +127,52 @@ def _safe_entries(registry) -> dict[str, type]:
 
 
 def _wrap_parse_model(parse_model):
-    """Return parse_model that first applies the registry and checks the YAML's module names."""
+    """Return parse_model that first applies the registry, checks the YAML's module names and gives channel modules
+    their input channel count."""
 
     def wrapper(d, ch, *args, **kwargs):
-        from .surgery import model_rows
+        from .surgery import model_rows  # lazy: see the note on imports at the top
 
         registry = sync()
         d = _convert_anchor_yaml(d)
         for i, (_, _, m, _) in enumerate(model_rows(d)):
             registry.check_module_name(m, f" in row {i} of the model YAML")
-        return parse_model(d, ch, *args, **kwargs)
+        return parse_model(_with_input_channels(d, registry), ch, *args, **kwargs)
 
     return _mark(wrapper, parse_model)
 
 
+def _with_input_channels(d: dict, registry) -> dict:
+    """``d`` with each row of a registered channel module reading its input channel count first (a copy if any).
+
+    ``parse_model`` resolves a string arg by its own local of that name (as it reads ``nc`` in ``[nc]``), and its
+    local ``c2`` holds the output channel count of the row before, for the model's scale
+    (``_compat.PREVIOUS_CHANNELS``). So ``[-1, 1, CBAM, [3]]`` is parsed as ``[-1, 1, CBAM, ["c2", 3]]``:
+    ``CBAM(c1, 3)``; the row's own args are never scaled. Only names this package put into tasks' namespace are
+    changed: where ultralytics itself knows the name, its parser's handling stays.
+    """
+    from .surgery import model_rows  # lazy: see the note on imports at the top
+
+    names = {n for n in registry.channel_modules if _injected.get(n) is registry.modules[n]}
+    if not names or not any(row[2] in names for row in model_rows(d)):
+        return d
+    d, offset = dict(d), 0
+    for part in ("backbone", "head"):
+        rows = []
+        for i, (f, n, m, args) in enumerate(d.get(part) or [], offset):
+            if m in names:
+                if f != -1:
+                    raise ValueError(f"row {i} of the model YAML: {m} takes the channel count of the layer before it, "
+                                     f"so its 'from' must be -1, got {f!r}")
+                args = [_compat.PREVIOUS_CHANNELS, *args]
+            rows.append([f, n, m, args])
+        d[part], offset = rows, offset + len(rows)
+    return d
+
+
 def _convert_anchor_yaml(d: dict) -> dict:
     """Turn a YOLOv5-repo YAML (``anchors:`` and ``Detect, [nc, anchors]``) into ultralytics' anchor-free form."""
-    from .surgery import model_rows
+    from .surgery import model_rows  # lazy: see the note on imports at the top
 
     rows = model_rows(d)
     if "anchors" not in d and not any(isinstance(r[3], list) and "anchors" in r[3] for r in rows):
@@ -171,7 +204,7 @@ def _wrap_check_yaml(check_yaml):
             return found
         name = str(bound.arguments[first]).strip()
         if name and Path(name).name == name:
-            from . import placements, plugins
+            from . import placements, plugins  # lazy: see the note on imports at the top
 
             def lookup(bare: str):
                 """Find a config by bare name as ultralytics and the plugins do, without generating placements."""
@@ -199,7 +232,7 @@ def _wrap_safe_build(build):
     """Return ``_SafeLoad._build`` whose allow-list also holds the registered classes."""
 
     def wrapper(cls):
-        from . import plugins
+        from . import plugins  # lazy: see the note on imports at the top
 
         return {**build(), **_safe_entries(plugins.registry())}
 
@@ -214,7 +247,7 @@ def _wrap_load(load):
     """
 
     def wrapper(self, weights, verbose=True):
-        from . import weights as transfer
+        from . import weights as transfer  # lazy: see the note on imports at the top
 
         if transfer.aligned_load(load, self, weights, verbose) is None:
             return load(self, weights, verbose=verbose)

@@ -20,13 +20,14 @@ from typing import Any
 from torch import nn
 
 from . import _compat
-from ._checks import YAML_SUFFIXES, check_checkpoint
+from ._checks import CHECKPOINT_SUFFIX, YAML_SUFFIXES, check_checkpoint, check_model_lists, fail
 from ._text import one_line
 
 __all__ = (
     "YAML_SUFFIXES",
     "build_model",
     "check_model_dict",
+    "check_source",
     "layer_list",
     "load_checkpoint",
     "load_model",
@@ -89,8 +90,7 @@ def build_model(cfg: str | Path | dict, nc: int | None = None) -> nn.Module:
     """
     tasks = _compat.require_patched("building a model")
     d = copy.deepcopy(cfg) if isinstance(cfg, dict) else load_model_yaml(cfg)
-    if not isinstance(d, dict) or not isinstance(d.get("backbone"), list) or not isinstance(d.get("head"), list):
-        raise ValueError(f"'{cfg}' is not a model YAML: it needs 'backbone' and 'head' lists")
+    check_model_lists(d, "the model dict" if isinstance(cfg, dict) else f"'{cfg}'")
     if nc is not None:
         d["nc"] = int(nc)  # set here rather than by the nc argument, which logs an 'Overriding' line
     try:
@@ -144,6 +144,31 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
     return model.float().eval(), ckpt
 
 
+def check_source(source: str | Path | nn.Module, param: str = "source") -> str:
+    """Say what a model source is, cheaply: ``"module"``, ``"checkpoint"`` (a local ``.pt`` file) or ``"yaml"``.
+
+    Nothing is loaded. A checkpoint must exist (it is never looked up online); a YAML path must exist, a bare YAML name
+    is resolved later, as ultralytics resolves it.
+
+    Raises:
+        ValueError: If the suffix is neither ``.pt`` nor a YAML one, naming ``param``.
+        FileNotFoundError: If a checkpoint or a YAML path does not exist.
+    """
+    if isinstance(source, nn.Module):
+        return "module"
+    path = Path(str(source))
+    suffix = path.suffix.lower()
+    if suffix == CHECKPOINT_SUFFIX:
+        check_checkpoint(param, path)
+        return "checkpoint"
+    if suffix not in YAML_SUFFIXES:
+        raise fail(ValueError, param, f"'{source}' is neither a {CHECKPOINT_SUFFIX} checkpoint nor a .yaml model "
+                   "config")
+    if path.name != str(source) and not path.is_file():
+        raise fail(FileNotFoundError, param, f"'{source}' not found (or not a file)")
+    return "yaml"
+
+
 def load_model(source: str | Path | nn.Module, nc: int | None = None) -> nn.Module:
     """Return a float32 model in eval mode on the CPU from a ``.pt`` checkpoint, a model YAML or dict, or a module.
 
@@ -156,20 +181,19 @@ def load_model(source: str | Path | nn.Module, nc: int | None = None) -> nn.Modu
         FileNotFoundError: If a named file does not exist.
         ValueError: If the source is neither a readable checkpoint nor a buildable model YAML.
     """
-    if isinstance(source, nn.Module):
-        from ultralytics.engine.model import Model
-
-        model = copy.deepcopy(source.model if isinstance(source, Model) else source)  # YOLO(...) wraps the network
-    elif isinstance(source, dict):
+    if isinstance(source, dict):
         model = build_model(source, nc=nc)
     else:
-        suffix = Path(str(source)).suffix.lower()
-        if suffix == ".pt":
+        kind = check_source(source)
+        if kind == "module":
+            # ultralytics' Model is imported here: importing ultralytics.engine runs ultralytics' whole import
+            from ultralytics.engine.model import Model
+
+            model = copy.deepcopy(source.model if isinstance(source, Model) else source)  # YOLO(...) wraps the network
+        elif kind == "checkpoint":
             model = load_checkpoint(source)[0]
-        elif suffix in YAML_SUFFIXES:
-            model = build_model(source, nc=nc)
         else:
-            raise ValueError(f"'{source}' is neither a .pt checkpoint nor a .yaml model config")
+            model = build_model(source, nc=nc)
     return model.float().eval().cpu()
 
 

@@ -1,21 +1,30 @@
-"""What a model costs: parameters, GFLOPs and batch-1 latency timed interleaved, and the machine it ran on.
+"""What a model costs: parameters, GFLOPs, latency timed interleaved in PyTorch, ONNX Runtime or OpenVINO.
 
-``compare`` and ``study`` measure with these, and the benchmarks name the machine with :func:`machine`.
+:func:`interleaved` is the one timing core: ``compare``, the study and ``benchmarks/bench_deploy.py`` time with it, and
+open runtime sessions with :func:`ort_session` and :func:`ov_compiled`. The benchmarks name the machine with
+:func:`machine`.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # torch is imported where it is used: cpu_name() and machine() stay cheap for the benchmarks
-    import torch
+from . import _compat
+
+if TYPE_CHECKING:  # torch is imported where it is used: cpu_name() and machine() stay cheap for the benchmarks,
+    import torch  # which set their thread variables before torch is imported
     from torch import nn
 
-__all__ = ("cpu_name", "machine", "model_stats", "time_forward")
+__all__ = ("MIN_ROUND_MS", "cpu_name", "input_channels", "interleaved", "machine", "model_stats", "ort_session",
+           "ov_compiled", "time_forward")
+
+MIN_ROUND_MS = 20.0  # each function runs at least this long per round, so short ones are timed over several calls
 
 
 def cpu_name() -> str:
@@ -31,10 +40,9 @@ def cpu_name() -> str:
 def machine() -> str:
     """One line naming the machine and the software: CPU, cores, Python, torch and ultralytics versions."""
     import torch
-    import ultralytics
 
     return (f"{cpu_name()}, {os.cpu_count()} cores; python {platform.python_version()}, torch {torch.__version__}, "
-            f"ultralytics {ultralytics.__version__}")
+            f"ultralytics {_compat.ultralytics_version()}")
 
 
 def model_stats(model: nn.Module, imgsz: int = 640) -> dict[str, Any]:
@@ -50,7 +58,7 @@ def model_stats(model: nn.Module, imgsz: int = 640) -> dict[str, Any]:
     }
 
 
-def _input_channels(model: nn.Module) -> int:
+def input_channels(model: nn.Module) -> int:
     """Input channels of a model (its first conv's), 3 when unknown."""
     from torch import nn
 
@@ -60,30 +68,90 @@ def _input_channels(model: nn.Module) -> int:
     return 3
 
 
+def interleaved(fns: Mapping[str, Callable[[], Any]], rounds: int, min_round_ms: float = MIN_ROUND_MS,
+                warmup: int = 3, progress: str | None = None) -> dict[str, list[float]]:
+    """Per-call ms of each function over ``rounds`` rounds; a round runs each function in turn (A, B, A, B, ...).
+
+    ``warmup`` untimed rounds come first. With ``min_round_ms``, one more untimed call of each says how many calls
+    make a round's share: enough for the fastest to run that long, the same count for every function, so each
+    round's shares are comparable. Interleaving makes a busy machine disturb every function alike.
+
+    Args:
+        fns (Mapping[str, Callable]): Label -> a function that runs one inference (synchronized, where it must be).
+        rounds (int): Timed rounds.
+        min_round_ms (float): Least time of each function's share of a round; 0 for one call each.
+        warmup (int): Untimed rounds first.
+        progress (str | None): Description of a progress bar over the rounds (ultralytics' TQDM), or None.
+
+    Returns:
+        (dict[str, list[float]]): Label -> per-call milliseconds of each round.
+    """
+    from ultralytics.utils import TQDM  # lazy, as torch: the benchmarks set their threads before it loads
+
+    for _ in range(warmup):
+        for f in fns.values():
+            f()
+    n = 1
+    if min_round_ms > 0:
+        for f in fns.values():
+            t0 = time.perf_counter()
+            f()
+            n = max(n, math.ceil(min_round_ms / max((time.perf_counter() - t0) * 1e3, 1e-6)))
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in TQDM(range(rounds), desc=progress, disable=progress is None, total=rounds):
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(n):
+                f()
+            times[k].append((time.perf_counter() - t0) * 1e3 / n)
+    return times
+
+
 def time_forward(
     models: list[nn.Module], imgsz: int, runs: int, warmup: int = 2, progress: bool = False,
     device: torch.device | None = None,
 ) -> list[list[float]]:
     """Batch-1 forward times (ms) of each model, interleaved (A, B, A, B, ...) after ``warmup`` passes each.
 
-    Interleaving makes a busy machine disturb every model alike; on CUDA each pass is synchronized.
+    One call per model and round (:func:`interleaved` without a least round time); on CUDA each pass is synchronized.
     """
     import torch
-    from ultralytics.utils import TQDM
 
     device = device or torch.device("cpu")
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    inputs = [torch.rand(1, _input_channels(m), imgsz, imgsz, device=device) for m in models]
-    times: list[list[float]] = [[] for _ in models]
+    inputs = [torch.rand(1, input_channels(m), imgsz, imgsz, device=device) for m in models]
+
+    def call(m: nn.Module, x: torch.Tensor) -> Callable[[], None]:
+        return lambda: (m(x), sync())
+
+    fns = {str(k): call(m, x) for k, (m, x) in enumerate(zip(models, inputs))}
     with torch.inference_mode():
-        for _ in range(warmup):
-            for m, x in zip(models, inputs):
-                m(x)
-        for _ in TQDM(range(runs), desc=f"{device.type.upper()} latency", disable=not progress, total=runs):
-            for k, (m, x) in enumerate(zip(models, inputs)):
-                sync()
-                t0 = time.perf_counter()
-                m(x)
-                sync()
-                times[k].append((time.perf_counter() - t0) * 1000)
-    return times
+        sync()
+        times = interleaved(fns, runs, min_round_ms=0, warmup=warmup,
+                            progress=f"{device.type.upper()} latency" if progress else None)
+    return list(times.values())
+
+
+def ort_session(path: Path, threads: int, profile: str | None = None):
+    """An ONNX Runtime CPU session: ``threads`` intra-op threads that do not spin, one inter-op thread.
+
+    Spinning threads of one session would slow the next one timed interleaved with it.
+    """
+    import onnxruntime as ort  # an optional dependency: the onnx extra
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if profile:
+        so.enable_profiling, so.profile_file_prefix = True, profile
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def ov_compiled(path: Path, threads: int, perf: bool = False):
+    """An OpenVINO CPU model compiled with the LATENCY hint on ``threads`` threads (``perf``: per-node counters)."""
+    import openvino as ov  # an optional dependency: the openvino extra
+
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}
+    if perf:
+        config["PERF_COUNT"] = "YES"
+    return ov.Core().compile_model(str(path), "CPU", config)

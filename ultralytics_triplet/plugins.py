@@ -5,8 +5,8 @@ loaded lazily, once, on the first model build or name lookup. ``ULTRALYTICS_TRIP
 the named third-party entry points (the built-in plugin always loads). A plugin that fails to import, or whose hook
 raises or returns a name already taken, costs a warning naming it; the others still load.
 
-The registry answers what a YAML row may name (:meth:`Registry.check_module_name`); ``integration.py`` applies it to
-ultralytics.
+The registry answers what a YAML row may name (:meth:`Registry.check_module_name`) and which names take their input
+channel count first (:attr:`Registry.channel_modules`); ``integration.py`` applies it to ultralytics.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import pluggy
 from torch import nn
 from ultralytics.utils import LOGGER
 
-from . import _env, hookspecs
+from . import _compat, _env, hookspecs
 from ._text import PREFIX
 
 ENV_PLUGINS = _env.PLUGINS
@@ -54,12 +54,15 @@ class Registry:
     Attributes:
         modules (dict[str, type[nn.Module]]): YAML name -> class, first registration wins.
         owners (dict[str, str]): YAML name -> name of the plugin that registered it.
+        channel_modules (frozenset[str]): The names built with their input channel count first
+            (``register_channel_modules``): ``MyModule(c1, *args)``.
         model_dirs (tuple[Path, ...]): Directories searched, in order, for model YAMLs by bare name.
         dir_owners (dict[Path, str]): Model directory -> name of the plugin that registered it first.
     """
 
     modules: dict[str, type[nn.Module]] = field(default_factory=dict)
     owners: dict[str, str] = field(default_factory=dict)
+    channel_modules: frozenset[str] = frozenset()
     model_dirs: tuple[Path, ...] = ()
     dir_owners: dict[Path, str] = field(default_factory=dict)
 
@@ -84,8 +87,6 @@ class Registry:
             return
         if m.startswith("nn.") and isinstance(getattr(nn, m[3:], None), type):
             return
-        from . import _compat
-
         if m in vars(_compat.tasks()):  # parse_model resolves other names in tasks' globals
             return
         plugin_modules = ", ".join(f"{n} ({self.owners[n]})" for n in self.modules) or "none"
@@ -170,22 +171,25 @@ def _call(impl, what: str, convert=lambda item: item) -> list:
 
 
 def _collect(pm: pluggy.PluginManager) -> Registry:
-    """Ask every plugin, in registration order, for its modules and model directories."""
-    modules, owners, dirs = {}, {}, {}
-    for impl in pm.hook.register_modules.get_hookimpls():
-        for cls in _call(impl, "register_modules"):
-            if not (inspect.isclass(cls) and issubclass(cls, nn.Module)):
-                LOGGER.warning(f"{PREFIX} plugin '{impl.plugin_name}' registered {cls!r}, which is not an "
-                               "nn.Module class; skipped")
-                continue
-            name = cls.__name__
-            if name in modules and modules[name] is not cls:
-                LOGGER.warning(f"{PREFIX} module name '{name}' from plugin '{impl.plugin_name}' "
-                               f"({cls.__module__}) clashes with plugin '{owners[name]}' "
-                               f"({modules[name].__module__}); keeping '{owners[name]}'")
-                continue
-            modules.setdefault(name, cls)
-            owners.setdefault(name, impl.plugin_name)
+    """Ask every plugin, in registration order, for its modules (those that take channels too) and model directories."""
+    modules, owners, channels, dirs = {}, {}, set(), {}
+    for hook, takes_channels in (("register_modules", False), ("register_channel_modules", True)):
+        for impl in getattr(pm.hook, hook).get_hookimpls():
+            for cls in _call(impl, hook):
+                if not (inspect.isclass(cls) and issubclass(cls, nn.Module)):
+                    LOGGER.warning(f"{PREFIX} plugin '{impl.plugin_name}' registered {cls!r}, which is not an "
+                                   "nn.Module class; skipped")
+                    continue
+                name = cls.__name__
+                if name in modules and modules[name] is not cls:
+                    LOGGER.warning(f"{PREFIX} module name '{name}' from plugin '{impl.plugin_name}' "
+                                   f"({cls.__module__}) clashes with plugin '{owners[name]}' "
+                                   f"({modules[name].__module__}); keeping '{owners[name]}'")
+                    continue
+                modules.setdefault(name, cls)
+                owners.setdefault(name, impl.plugin_name)
+                if takes_channels:
+                    channels.add(name)
     for impl in pm.hook.register_model_dirs.get_hookimpls():
         for d in _call(impl, "register_model_dirs", Path):
             if d.is_dir():
@@ -193,4 +197,4 @@ def _collect(pm: pluggy.PluginManager) -> Registry:
             else:
                 LOGGER.warning(f"{PREFIX} plugin '{impl.plugin_name}' registered model directory '{d}', "
                                "which does not exist; skipped")
-    return Registry(modules, owners, tuple(dirs), dirs)
+    return Registry(modules, owners, frozenset(channels), tuple(dirs), dirs)

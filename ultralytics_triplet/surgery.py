@@ -24,13 +24,22 @@ from numbers import Integral
 from pathlib import Path
 from typing import Any
 
-from ._checks import YAML_SUFFIXES
-from ._checks import is_int as _is_int
+import yaml
 
-__all__ = ("INSERTED_COMMENT", "check_after", "insert_layers", "insert_layers_with_rows", "load_model_dict",
-           "model_rows", "write_yaml")
+from ._checks import YAML_SUFFIXES, check_model_lists, check_output_file
+from ._checks import is_int as _is_int
+from ._compat import tasks
+from ._files import atomic_write
+
+# plugins and loading import torch and ultralytics: they are imported inside the functions that need them, so the dict
+# algebra, and `ultralytics-triplet --help` (which reads the placement names), do without.
+
+__all__ = ("INSERTED_COMMENT", "TRIPLET_CITATION", "check_after", "insert_layers", "insert_layers_with_rows",
+           "load_model_dict", "model_rows", "write_config", "write_yaml")
 
 INSERTED_COMMENT = "# inserted by ultralytics-triplet"
+TRIPLET_CITATION = ('Triplet Attention: Misra et al., "Rotate to Attend: Convolutional Triplet Attention Module", '
+                    "WACV 2021.")
 _LOAD_TIME_KEYS = ("scale", "yaml_file")  # set by yaml_model_load from the file name, never read from the file
 
 
@@ -89,7 +98,7 @@ def insert_layers_with_rows(
         (tuple[dict, list[int]]): The new model dict and the sorted indices of the inserted rows in it (what
             :func:`write_yaml` marks with a comment and what ``model.model[i]`` holds after building).
     """
-    from .plugins import registry
+    from .plugins import registry  # lazy: see the note on imports at the top
 
     d = load_model_dict(cfg)
     registry().check_module_name(module)
@@ -129,14 +138,12 @@ def load_model_dict(cfg: str | Path | dict) -> dict:
     if isinstance(cfg, dict):
         d = copy.deepcopy(cfg)
     elif isinstance(cfg, (str, Path)):
-        from .loading import load_model_yaml
+        from .loading import load_model_yaml  # lazy: see the note on imports at the top
 
         d = load_model_yaml(cfg)
     else:
         raise ValueError(f"cfg must be a model YAML name, path or dict, got {type(cfg).__name__}")
-    for key in ("backbone", "head"):
-        if not isinstance(d.get(key), list):
-            raise ValueError(f"model dict needs a '{key}' list of [from, number, module, args] rows")
+    check_model_lists(d, f"'{cfg}'" if isinstance(cfg, (str, Path)) else "the model dict")
     _check_rows(model_rows(d))
     return d
 
@@ -250,11 +257,7 @@ def write_yaml(
         FileExistsError: If ``path`` exists and ``force`` is False.
         ValueError: If ``path`` is not a YAML file name or ``d`` has no backbone/head rows.
     """
-    path = Path(path)
-    if path.suffix.lower() not in YAML_SUFFIXES:
-        raise ValueError(f"model YAML path must end in .yaml or .yml, got '{path}'")
-    if path.exists() and not force:
-        raise FileExistsError(f"'{path}' already exists; pass force=True to overwrite it")
+    path = check_output_file("path", path, YAML_SUFFIXES, force=force)
     n_rows = len(model_rows(d))
     marked = set()
     for i in inserted_rows:
@@ -268,11 +271,22 @@ def write_yaml(
     return path
 
 
+def write_config(d: dict, path: Path, inserted_rows: Iterable[int], header: str) -> Path:
+    """Write a model config this package generates: atomically, and only when the file does not hold that text yet.
+
+    A reader (a parallel DDP worker, say) sees the old file or the new one, never a partial one, and an unchanged file
+    keeps its modification time. ``header`` is the comment block on top (its first lines say what the file is and cite
+    the module it inserts, e.g. :data:`TRIPLET_CITATION`).
+    """
+    text = yaml_text(d, set(inserted_rows), header)
+    if not (path.is_file() and path.read_text(encoding="utf-8") == text):
+        atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return path
+
+
 def yaml_text(d: dict, marked: set[int], header: str | None) -> str:
     """Render a model dict as YAML text with one flow-style row per line."""
-    for key in ("backbone", "head"):
-        if not isinstance(d.get(key), list):
-            raise ValueError(f"model dict needs a '{key}' list of rows")
+    check_model_lists(d, "the model dict")
     lines = [f"# {line}".rstrip() for line in header.splitlines()] if header else []
     for key, value in d.items():
         if key in _LOAD_TIME_KEYS or key in ("backbone", "head"):
@@ -294,8 +308,6 @@ def yaml_text(d: dict, marked: set[int], header: str | None) -> str:
 
 def _flow(v: Any) -> str:
     """Render a value as a YAML flow scalar/sequence/mapping that loads back to the same value."""
-    import yaml
-
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_flow(x) for x in v) + "]"
     if isinstance(v, dict):
@@ -316,8 +328,6 @@ def _flow(v: Any) -> str:
 
 def _warn_if_scale_lost(d: dict, path: Path) -> None:
     """Warn when loading ``path`` would not restore the dict's scale (ultralytics takes it from the file name)."""
-    from ._compat import tasks
-
     scale = d.get("scale")
     if d.get("scales") and scale and tasks().guess_model_scale(path) != scale:
         warnings.warn(

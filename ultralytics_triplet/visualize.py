@@ -21,9 +21,12 @@ import cv2
 import numpy as np
 import torch
 from torch import nn
+from ultralytics.data.augment import LetterBox
 
-from ._checks import check_int, fail
+from ._checks import check_int, check_output_file
 from ._plot import figure
+from .loading import load_model
+from .nn import TripletAttention
 
 __all__ = ("capture_gates", "letterbox", "visualize")
 
@@ -40,8 +43,6 @@ def letterbox(image: str | Path | np.ndarray, imgsz: int = 640) -> np.ndarray:
         FileNotFoundError: If the image file does not exist.
         ValueError: If the file is not a readable image.
     """
-    from ultralytics.data.augment import LetterBox
-
     if isinstance(image, (str, Path)):
         path = Path(image)
         if not path.is_file():
@@ -70,8 +71,6 @@ def capture_gates(model: nn.Module, x: torch.Tensor) -> list[dict[str, Any]]:
     Raises:
         ValueError: If the model has no TripletAttention layer.
     """
-    from .nn import TripletAttention
-
     layers = [(n, m) for n, m in model.named_modules() if isinstance(m, TripletAttention)]
     if not layers:
         raise ValueError("the model has no TripletAttention layer to visualize")
@@ -121,12 +120,8 @@ def visualize(
         FileNotFoundError: If the model or image file does not exist.
         ValueError: If an input is unreadable, ``imgsz`` is bad, or the model has no TripletAttention layer.
     """
-    from .loading import load_model
-
     check_int("imgsz", imgsz, 32, multiple_of=32)
-    out = Path(out)
-    if out.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise fail(ValueError, "out", f"'{out}' must end in one of {', '.join(OUTPUT_SUFFIXES)}")
+    out = check_output_file("out", out, OUTPUT_SUFFIXES, force=True)
     rgb = letterbox(image, imgsz)
     net = load_model(model)
     x = torch.from_numpy(rgb).permute(2, 0, 1).float().div(255).unsqueeze(0)
@@ -137,7 +132,7 @@ def visualize(
 
 def _draw(rgb: np.ndarray, layers: list[dict[str, Any]], out: Path, title: str) -> Path:
     """Lay out one row per layer: image + spatial gate, C–W gate, H–C gate."""
-    from matplotlib.ticker import FormatStrFormatter, MaxNLocator
+    from matplotlib.ticker import FormatStrFormatter, MaxNLocator  # lazy, as in _plot: matplotlib loads to draw only
 
     def colorbar(im, ax):
         bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)

@@ -4,7 +4,10 @@ plugins that are broken, clashing or misspelled."""
 from __future__ import annotations
 
 import pytest
-from helpers import run_python, said
+from helpers import IMGSZ, run, run_python, said, script
+
+from ultralytics_triplet.loading import load_checkpoint
+from ultralytics_triplet.surgery import insert_layers, write_yaml
 
 pytestmark = pytest.mark.compat
 
@@ -60,7 +63,26 @@ def test_broken_clashing_and_misspelled_entry_point_plugins_cost_a_warning_each(
 
 
 def test_plugins_variable_limits_which_plugins_load(installed_plugins, tmp_path):
-    code = "import ultralytics_triplet as u; print('@@', sorted(u.registry().owners.values()))"
+    code = "import ultralytics_triplet as u; print('@@', sorted(set(u.registry().owners.values())))"
     p = run_python(code, tmp_path, PYTHONPATH=str(installed_plugins), ULTRALYTICS_TRIPLET_PLUGINS="clashing")
     assert p.returncode == 0, p.stderr
     assert said(p) == ["['clashing', 'triplet']"] and "broken" not in p.stdout + p.stderr
+
+
+@pytest.mark.slow
+def test_a_cbam_row_builds_at_scales_n_and_l_in_a_fresh_process_and_through_the_yolo_cli(shapes_data, tmp_path):
+    """A user's YAML with ultralytics' CBAM in it, named with a scale letter as ultralytics resolves it."""
+    write_yaml(insert_layers("yolov5.yaml", after=[4], module="CBAM"), tmp_path / "yolov5-cbam.yaml")
+    code = ("from ultralytics import YOLO\nfor s in 'nl':\n    m = YOLO(f'yolov5{s}-cbam.yaml').model.model\n"
+            "    print('@@', type(m[5]).__module__, type(m[5]).__name__, m[4].cv3.conv.out_channels, "
+            "m[5].channel_attention.fc.in_channels)")
+    p = run_python(code, tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert said(p) == ["ultralytics.nn.modules.conv CBAM 64 64", "ultralytics.nn.modules.conv CBAM 256 256"]
+    for scale, channels in (("n", 64), ("l", 256)):
+        p = run([script("yolo"), "detect", "train", f"model=yolov5{scale}-cbam.yaml", f"data={shapes_data}",
+                 "epochs=1", f"imgsz={IMGSZ}", "batch=8", "workers=0", "device=cpu", "plots=False", "val=False",
+                 f"project={tmp_path / 'runs'}", f"name={scale}", "exist_ok=True"], tmp_path)
+        assert p.returncode == 0, (p.stdout + p.stderr)[-3000:]
+        model = load_checkpoint(tmp_path / "runs" / scale / "weights" / "last.pt")[0].model
+        assert type(model[5]).__name__ == "CBAM" and model[5].channel_attention.fc.in_channels == channels

@@ -74,13 +74,13 @@ def test_local_study_writes_table_csv_and_chart_and_a_second_call_trains_nothing
     # study.txt: the returned table, one row per variant named by its config, the verdict column
     text = (out / "study.txt").read_text(encoding="utf-8")
     assert text == result.table + "\n"
-    assert [r["config"] for r in result.rows] == configs
-    assert table_row(text, configs[0]).endswith("baseline")
+    assert [r.config for r in result.rows] == configs
+    assert " baseline " in table_row(text, configs[0])
     for r in result.rows[1:]:
-        assert r["verdict"] in table_row(text, r["config"])
-        assert r["verdict"] == verdict(r["d1"], "mAP50-95")
-        assert r["parameters"] - result.rows[0]["parameters"] == 300 * (1 if r["config"].endswith("-triplet.yaml")
-                                                                         else 3)
+        assert r.verdict in table_row(text, r.config) and r.front in table_row(text, r.config)
+        assert r.verdict == verdict(r.verdict_metric.difference, "mAP50-95", r.p_holm)  # two comparisons: Holm
+        assert r.cost.parameters - result.rows[0].cost.parameters == 300 * (1 if r.config.endswith("-triplet.yaml")
+                                                                            else 3)
 
     # study.csv: one row per run, and the table's figures follow from it
     runs = read_csv(out / "study.csv")
@@ -92,11 +92,11 @@ def test_local_study_writes_table_csv_and_chart_and_a_second_call_trains_nothing
         assert "Starting training for 1 epochs" in (out / r["run_dir"] / "train.log").read_text(encoding="utf-8")
     value = {(r["config"], int(r["seed"])): float(r["mAP50-95"]) for r in runs}
     for row in result.rows:
-        mine = [value[row["config"], s] for s in (0, 1)]
-        assert f"{sum(mine) / 2:.4f} ± " in table_row(text, row["config"])
-        if row["d1"] is not None:
+        mine = [value[row.config, s] for s in (0, 1)]
+        assert f"{sum(mine) / 2:.4f} ± " in table_row(text, row.config)
+        if row.verdict_metric.difference is not None:
             d = paired_interval([value[configs[0], s] for s in (0, 1)], mine)
-            assert f"{d['mean']:+.4f} [{d['lo']:+.4f}, {d['hi']:+.4f}]" in table_row(text, row["config"])
+            assert f"{d.mean:+.4f} [{d.lo:+.4f}, {d.hi:+.4f}]" in table_row(text, row.config)
 
     # study.png: a real picture
     import matplotlib.image
@@ -109,7 +109,7 @@ def test_local_study_writes_table_csv_and_chart_and_a_second_call_trains_nothing
     again = study(data, placements=["triplet", "triplet-neck"], out=out, **TINY)
     assert (again.trained, again.resumed, again.reused) == (0, 0, 6)
     assert snapshot(out / "runs") == before
-    assert [r["m1"] for r in again.rows] == [r["m1"] for r in result.rows]
+    assert [r.verdict_metric for r in again.rows] == [r.verdict_metric for r in result.rows]
 
     # other settings or other data: a different study, refused without touching anything
     everything = snapshot(out)
@@ -145,8 +145,8 @@ def test_a_study_of_explicit_positions_runs_end_to_end_and_its_console_is_one_pr
         assert r["run_dir"] == f"runs/{Path(r['config']).stem}-seed{r['seed']}" and r["data_order"] == "seed"
         log = (out / r["run_dir"] / "train.log").read_text(encoding="utf-8")  # each run's log in its folder
         assert "Starting training for 2 epochs" in log and "box_loss" in log
-    params = {r["config"]: r["parameters"] for r in study(shapes_data, placements=["after:4", "after:6"], out=out,
-                                                           **{**TINY, "epochs": 2}).rows}  # all reused
+    params = {r.config: r.cost.parameters for r in study(shapes_data, placements=["after:4", "after:6"], out=out,
+                                                          **{**TINY, "epochs": 2}).rows}  # all reused
     assert params["yolov5n+TA@4.yaml"] - params["yolov5n.yaml"] == 300 == params["yolov5n+TA@6.yaml"] - params[
         "yolov5n.yaml"]
 
@@ -161,6 +161,72 @@ def test_a_study_of_explicit_positions_runs_end_to_end_and_its_console_is_one_pr
 
     again = run(cmd, tmp_path)  # resumable: the same command reuses every run
     assert again.returncode == 0 and "0 runs trained, 0 resumed, 6 reused" in again.stdout + again.stderr
+
+
+EXPORTS_OF_TODAY = pytest.mark.newest_only  # 8.3.0's exporters predate torch's dynamo ONNX exporter (onnxscript) and
+# OpenVINO's removal of openvino.runtime; a failed export is tested in this process with any release
+
+
+@EXPORTS_OF_TODAY
+@pytest.mark.slow
+def test_a_study_weighs_modules_and_the_next_scale_at_onnx_latency_end_to_end(shapes_data, tmp_path):
+    """The whole decision through the command line: a placement with two modules, the scale-up reference, ONNX."""
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "study"
+    cmd = [*cli(), "study", "--data", str(shapes_data), "--model", "yolov5n.yaml", "--placements", "triplet",
+           "--modules", "TripletAttention", "CBAM", "--references", "scale-up", "--seeds", "2", "--epochs", "1",
+           "--imgsz", str(IMGSZ), "--batch", "8", "--device", "cpu", "--workers", "0", "--latency", "onnx",
+           "--latency-runs", "3", "--out", str(out)]
+    p = run(cmd, tmp_path)
+    assert p.returncode == 0, (p.stdout + p.stderr)[-3000:]
+    configs = ["yolov5n.yaml", "yolov5s.yaml", "yolov5n-triplet.yaml", "yolov5n-CBAM.yaml"]
+
+    text = (out / "study.txt").read_text(encoding="utf-8")
+    rows = [table_row(text, c) for c in configs]
+    assert [line.split(" ")[0] for line in text.splitlines() if line.split(" ")[0] in configs] == configs
+    assert all(line.endswith("on the front") or " dominated by " in line for line in rows), text
+    assert " baseline " in rows[0] and "ONNX ms" in text.splitlines()[1] and "p (Holm)" in text.splitlines()[1]
+    assert "Holm-adjusted p-values (p (Holm)) of the paired t-tests on ΔmAP50-95 over the 3 comparisons" in text
+    assert "References (yolov5s.yaml) are plain models trained alike" in text
+    assert "ONNX ms: batch-1 latency at imgsz 64" in text and "ONNX Runtime " in text
+    assert "model.export(format='onnx', imgsz=64, batch=1)" in text
+
+    runs = read_csv(out / "study.csv")
+    by_config = {c: [r for r in runs if r["config"] == c] for c in configs}
+    assert [{(r["role"], r["module"], r["placement"]) for r in by_config[c]} for c in configs] == [
+        {("plain", "none", "none")}, {("reference", "none", "none")}, {("variant", "TripletAttention", "triplet")},
+        {("variant", "CBAM", "triplet")}]
+    for r in runs:
+        assert r["latency_runtime"] == "onnx" and float(r["latency_ms"]) > 0
+        assert r["front"] == "on the front" or r["front"].startswith("dominated by ")
+        assert (r["p_holm"] == "nan") == (r["role"] == "plain")
+        if r["seed"] == "0":  # each row's first seed is exported and timed, beside its weights
+            assert (out / Path(r["weights"]).with_suffix(".onnx")).is_file()
+    assert "ONNX" in (out / "export.log").read_text(encoding="utf-8")
+    cbam = (out / "models" / "yolov5n-CBAM.yaml").read_text(encoding="utf-8")
+    assert "[-1, 1, CBAM, []]  # inserted by ultralytics-triplet" in cbam
+
+    import matplotlib.image
+
+    png = matplotlib.image.imread(out / "study.png")
+    assert png.shape[0] > 800 and png.std() > 0  # the paired differences above, accuracy against latency below
+
+    again = run(cmd, tmp_path)  # the reference and the CBAM row are recorded like any row: nothing trains again
+    assert again.returncode == 0 and "0 runs trained, 0 resumed, 8 reused" in again.stdout + again.stderr
+
+
+@EXPORTS_OF_TODAY
+@pytest.mark.slow
+def test_openvino_latency_is_measured_on_each_rows_openvino_export(shapes_data, tmp_path):
+    pytest.importorskip("openvino")
+    out = tmp_path / "study"
+    result = study(shapes_data, placements=["triplet"], out=out, latency="openvino", **TINY)
+    assert "OpenVINO ms" in result.table.splitlines()[1] and "PERFORMANCE_HINT LATENCY" in result.table
+    assert {r.cost.runtime for r in result.rows} == {"openvino"} and all(r.cost.latency_ms > 0 for r in result.rows)
+    assert result.rows[0].cost.latency_ratio == 1.0
+    for r in result.rows:
+        weights = out / r.weights
+        assert (weights.parent / f"{weights.stem}_openvino_model").is_dir()
 
 
 def recording_trainer(order: list[str]):

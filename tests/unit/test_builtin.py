@@ -76,3 +76,43 @@ def test_the_yolov5_repository_format_copy_builds_the_same_model_with_the_conver
     assert parameters(repo) == parameters(DetectionModel("yolov5l_TripletAttention.yaml", verbose=False))
     assert [type(m).__name__ for m in repo.model] == [type(m).__name__ for m in DetectionModel(
         "yolov5l_TripletAttention.yaml", verbose=False).model]
+
+
+# ------------------------------------------------------------------------------------------- ultralytics' own CBAM
+
+
+def cbam_after(scale: str, layer: int = 4, args: list | None = None) -> dict:
+    """yolov5 at ``scale`` with a ``[-1, 1, CBAM, args]`` row after ``layer``, as a YAML would write it."""
+    from ultralytics_triplet import insert_layers
+
+    return insert_layers(f"yolov5{scale}.yaml", after=[layer], module="CBAM", args=args or [])
+
+
+def test_cbam_is_ultralytics_own_class_registered_as_a_channel_module():
+    from ultralytics.nn.modules.conv import CBAM
+
+    held = registry()
+    assert held.modules["CBAM"] is CBAM and held.owners["CBAM"] == "triplet"  # not a copy
+    assert "CBAM" in held.channel_modules and "TripletAttention" not in held.channel_modules
+
+
+@pytest.mark.parametrize("scale, channels", [("n", 64), ("s", 128), ("l", 256)])
+def test_a_cbam_row_builds_with_the_channel_count_of_the_layer_before_at_every_scale(scale, channels, one_thread):
+    from ultralytics.nn.modules.conv import CBAM
+
+    d = cbam_after(scale)
+    model = DetectionModel(d, verbose=False)
+    cbam = model.model[5]
+    assert type(cbam) is CBAM and cbam.type == "ultralytics.nn.modules.conv.CBAM"
+    assert model.model[4].cv3.conv.out_channels == channels == cbam.channel_attention.fc.in_channels
+    assert cbam.spatial_attention.cv1.kernel_size == (7, 7)
+    assert model.yaml["backbone"][5] == [-1, 1, "CBAM", []]  # the YAML keeps what was written: no channel count
+    stock = DetectionModel(f"yolov5{scale}.yaml", verbose=False)
+    assert parameters(model) - parameters(stock) == channels * channels + channels + 2 * 7 * 7  # 1x1 conv, 7x7 conv
+
+
+def test_a_cbam_rows_args_follow_the_channel_count_unscaled(one_thread):
+    cbam = DetectionModel(cbam_after("l", args=[3]), verbose=False).model[5]
+    assert cbam.channel_attention.fc.in_channels == 256 and cbam.spatial_attention.cv1.kernel_size == (3, 3)
+    with pytest.raises(AssertionError, match="kernel size"):  # a channel count written in args is no kernel size
+        DetectionModel(cbam_after("n", args=[256]), verbose=False)

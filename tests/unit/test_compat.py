@@ -12,7 +12,6 @@ import inspect
 import logging
 import os
 import re
-import warnings
 from pathlib import Path
 
 import pytest
@@ -127,15 +126,6 @@ def test_auto_install_switch_is_restored():
     assert checks.AUTOINSTALL == before
 
 
-def test_results_time_column_sums_over_resumed_sessions(tmp_path):
-    csv = tmp_path / "results.csv"
-    csv.write_text(f"epoch, {_compat.TIME_COLUMN}, metrics/mAP50(B)\n1, 10.0, 0.1\n2, 20.0, 0.2\n3, 5.0, 0.3\n")
-    rows = _compat.read_results_csv(csv)
-    assert [r["epoch"] for r in rows] == [1.0, 2.0, 3.0]
-    assert _compat.train_seconds(rows) == 25.0
-    assert _compat.train_seconds([{"epoch": 1.0}]) is None  # no time column: ultralytics 8.3
-
-
 def test_checkpoint_model_prefers_the_ema():
     ema, model = nn.Linear(1, 1), nn.Linear(1, 1)
     assert _compat.checkpoint_model({"ema": ema, "model": model}) is ema
@@ -146,23 +136,9 @@ def test_checkpoint_model_prefers_the_ema():
 # -------------------------------------------------------------------------------- the training loader's shuffle
 
 
-def loader_order(seed: int | None, reseed: int | None = None) -> list[int]:
-    """The first epoch's order of a training loader ultralytics builds once its trainer seeded torch for training
-    ``seed`` (``None``: as it stands), reseeded by :func:`_compat.reseed_shuffle` for ``reseed`` when given."""
-    from ultralytics.data.build import build_dataloader
-
-    with torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)  # BaseTrainer: init_seeds(seed + 1 + RANK), and RANK is -1 outside DDP
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pin_memory without an accelerator
-            loader = build_dataloader(list(range(32)), batch=4, workers=0, shuffle=True)
-            if reseed is not None:
-                _compat.reseed_shuffle(loader, reseed)
-            return [int(i) for batch in loader for i in batch]
-
-
 def test_shuffle_follows_seed_says_whether_two_seeds_draw_two_data_orders():
+    from helpers import loader_order
+
     follows = loader_order(0) != loader_order(1)
     assert loader_order(1) == loader_order(1)
     assert _compat.shuffle_follows_seed() == follows
@@ -180,31 +156,15 @@ def test_shuffle_follows_seed_leaves_torch_random_state_as_it_was():
         assert torch.equal(torch.get_rng_state(), state) and torch.initial_seed() == initial
 
 
-def test_reseed_shuffle_orders_a_loader_by_the_seed_as_ultralytics_8_4_does():
-    """In this process (no dataloader workers); the study's training test covers workers, which 8.3 starts (and
-    draws an order with) as it builds the loader."""
-    from torch.utils.data import DataLoader
+def test_parse_model_reads_a_string_arg_previous_channels_as_the_channel_count_of_the_row_before():
+    """What a channel module's row relies on (``register_channel_modules``): parse_model resolves the string
+    ``_compat.PREVIOUS_CHANNELS`` to its own local, the output channel count of the row before, scaled."""
+    import ultralytics.nn.tasks as tasks
 
-    def reference(seed: int) -> list[int]:  # torch's own loader with the generator 8.4 seeds (RANK -1)
-        generator = torch.Generator().manual_seed(_compat.SHUFFLE_SEED - 1 + seed)
-        return [int(i) for b in DataLoader(list(range(32)), batch_size=4, shuffle=True, generator=generator) for i in b]
-
-    orders = {seed: loader_order(None, reseed=seed) for seed in (0, 1)}
-    assert orders[0] != orders[1] and loader_order(None, reseed=0) == orders[0]
-    assert orders == {seed: reference(seed) for seed in (0, 1)}
-    if _compat.shuffle_follows_seed():
-        assert orders == {seed: loader_order(seed) for seed in (0, 1)}  # the release's own order
-
-
-def test_progress_bar_is_ultralytics_bar_on_the_given_stream():
-    import io
-
-    from ultralytics.utils import TQDM
-
-    stream = io.StringIO()
-    bar = _compat.progress_bar(total=3, desc="study", unit="epoch", file=stream)
-    assert isinstance(bar, TQDM)
-    bar.update(3)
-    bar.set_description("study 3/3 runs done")
-    bar.close()
-    assert "study 3/3 runs done" in stream.getvalue() and "3/3" in stream.getvalue()
+    parse_model = _compat.original(tasks.parse_model)
+    for scale, width in (("n", 16), ("l", 64)):
+        d = {"nc": 2, "scales": {"n": [0.33, 0.25, 1024], "l": [1.0, 1.0, 1024]}, "scale": scale,
+             "backbone": [[-1, 1, "Conv", [64, 3, 2]], [-1, 1, "nn.Conv2d", [_compat.PREVIOUS_CHANNELS, 5, 1]]],
+             "head": [[-1, 1, "nn.Identity", []]]}
+        layers, _ = parse_model(d, ch=3, verbose=False)
+        assert layers[0].conv.out_channels == width and layers[1].in_channels == width

@@ -3,32 +3,20 @@ name clashes, broken plugins, and the unknown-module message that lists what is 
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import pytest
+import torch
 import ultralytics.nn.tasks as tasks
+from helpers import ChannelGate, ChannelPlugin
+from helpers import registered as plugin
 from torch import nn
 from ultralytics import YOLO
 from ultralytics.nn.tasks import DetectionModel, yaml_model_load
 
 import ultralytics_triplet
-from ultralytics_triplet import TripletAttention, get_plugin_manager, hookimpl
-from ultralytics_triplet.integration import sync
+from ultralytics_triplet import TripletAttention, hookimpl
 from ultralytics_triplet.plugins import UnknownModuleError
 
 pytestmark = pytest.mark.compat
-
-
-@contextmanager
-def plugin(obj, name: str):
-    """Register a plugin object for the duration of a with-block."""
-    pm = get_plugin_manager()
-    pm.register(obj, name=name)
-    try:
-        yield
-    finally:
-        pm.unregister(name=name)
-        sync()
 
 
 class ScaleByTwo(nn.Module):
@@ -128,3 +116,69 @@ def test_a_plugin_whose_hook_raises_is_skipped_with_a_warning(warnings_logged):
         model = DetectionModel(yaml_model_load("yolov5n-triplet.yaml"), verbose=False)
     assert isinstance(model.model[9], TripletAttention)
     assert any("'broken'" in w and "boom" in w for w in warnings_logged)
+
+
+SCALED = {
+    "nc": 2,
+    "scales": {"n": [0.33, 0.25, 1024], "s": [0.33, 0.5, 1024], "l": [1.0, 1.0, 1024]},
+    "backbone": [[-1, 1, "Conv", [64, 3, 2]], [-1, 1, "ChannelGate", []], [-1, 1, "Conv", [128, 3, 2]],
+                 [-1, 1, "ChannelGate", [0.5]]],
+    "head": [[[1, 3], 1, "Detect", ["nc"]]],
+}
+
+
+@pytest.mark.parametrize("scale, width", [("n", 0.25), ("s", 0.5), ("l", 1.0)])
+def test_a_plugins_channel_module_gets_the_channel_count_of_the_layer_before_at_every_scale(scale, width):
+    with plugin(ChannelPlugin(), "gates"):
+        assert "ChannelGate" in ultralytics_triplet.registry().channel_modules
+        model = DetectionModel({**SCALED, "scale": scale}, verbose=False)
+        first, second = model.model[1], model.model[3]
+        assert isinstance(first, ChannelGate) and first.scale.shape[1] == model.model[0].conv.out_channels == 64 * width
+        assert second.scale.shape[1] == model.model[2].conv.out_channels == 128 * width
+        assert float(second.scale.detach().flatten()[0]) == 0.5  # the row's own args follow, never scaled
+        assert model.yaml["backbone"][1] == [-1, 1, "ChannelGate", []]
+        assert model(torch.zeros(1, 3, 64, 64)) is not None  # channels line up through the head
+    assert "ChannelGate" not in vars(tasks)
+
+
+def test_a_channel_module_must_follow_the_layer_before_it():
+    d = {**SCALED, "scale": "n", "backbone": [[-1, 1, "Conv", [64, 3, 2]], [-1, 1, "Conv", [64, 3, 1]],
+                                               [0, 1, "ChannelGate", []]],
+         "head": [[[1, 2], 1, "Detect", ["nc"]]]}
+    with plugin(ChannelPlugin(), "gates"), pytest.raises(ValueError) as e:
+        DetectionModel(d, verbose=False)
+    assert str(e.value) == ("row 2 of the model YAML: ChannelGate takes the channel count of the layer before it, so "
+                            "its 'from' must be -1, got 0")
+
+
+def test_a_channel_module_ultralytics_already_knows_keeps_ultralytics_handling():
+    """Where ultralytics' own parser resolves the name itself, the row is passed on as written."""
+
+    class Conv(nn.Module):  # registered under a name ultralytics' tasks already holds: the clash keeps ultralytics'
+        def __init__(self, c1):
+            super().__init__()
+
+    class Plugin:
+        @hookimpl
+        def register_channel_modules(self):
+            return [Conv]
+
+    with plugin(Plugin(), "shadow"):
+        model = DetectionModel(yaml_model_load("yolov5n.yaml"), verbose=False)
+    assert type(model.model[0]).__module__ == "ultralytics.nn.modules.conv"
+
+
+def test_every_hook_spec_is_documented_in_the_plugin_guide():
+    """As datasette does: a hook the docs do not name is a hook nobody finds."""
+    import inspect
+    from pathlib import Path
+
+    from ultralytics_triplet import hookspecs
+
+    guide = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
+    if not guide.is_file():
+        pytest.skip("no docs/ beside the tests")
+    specs = [name for name, f in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("register_")]
+    assert "register_channel_modules" in specs
+    text = guide.read_text(encoding="utf-8")
+    assert [name for name in specs if f"`{name}()`" not in text] == []

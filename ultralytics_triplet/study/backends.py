@@ -16,7 +16,8 @@ from .. import _env
 from .._checks import fail
 from .._text import one_line
 from .console import Console
-from .run import RunRecord, RunSpec, listed_devices, run_training
+from .data_order import listed_devices
+from .run import RunRecord, RunSpec, run_training
 
 __all__ = ("RAY_HINT", "import_ray", "run_local", "run_ray")
 
@@ -27,7 +28,7 @@ OnDone = Callable[[RunSpec, RunRecord], None]
 def import_ray():
     """Import Ray, or raise the one-line install hint."""
     try:
-        import ray
+        import ray  # an optional dependency: the ray extra
     except ImportError:
         raise fail(ImportError, "backend", RAY_HINT) from None
     return ray
@@ -83,7 +84,8 @@ def run_ray(specs: Sequence[RunSpec], on_done: OnDone, address: str | None, devi
                 ray.cancel(ref)  # a KeyboardInterrupt in the task: ultralytics leaves last.pt resumable
             raise
         if failures:
-            raise RuntimeError(f"{len(failures)} run{'s' * (len(failures) > 1)} failed on Ray: {failures[0]}")
+            raise RuntimeError(f"{len(failures)} run{'s' * (len(failures) > 1)} failed on Ray: {failures[0]}; the same "
+                               "call again retries the missing runs")
     finally:
         if started:
             ray.shutdown()

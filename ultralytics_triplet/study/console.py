@@ -21,12 +21,18 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from .. import _compat
+from ultralytics.utils import LOGGER, TQDM
+
 from .._text import PREFIX, duration
 
-__all__ = ("LOG_FILE", "Console", "captured")
+__all__ = ("LOG_FILE", "Console", "Steps", "captured", "progress_bar")
 
 LOG_FILE = "train.log"  # in each run folder
+
+
+def progress_bar(total: int, desc: str, unit: str, file: Any):
+    """ultralytics' own progress bar (``ultralytics.utils.TQDM``, as its trainer draws it) on ``file``."""
+    return TQDM(total=total, desc=desc, unit=unit, file=file)
 
 
 def _duplicate(stream: IO[str]) -> tuple[IO[str], bool]:
@@ -115,8 +121,6 @@ def captured(path: Path, verbose: bool, label: str, write: Callable[[str], None]
         label (str): What leads each warning line on the console (the run's name).
         write (Callable[[str], None] | None): Writes one line on the console without breaking the progress bar.
     """
-    from ultralytics.utils import LOGGER
-
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8", errors="replace", buffering=1) as log, contextlib.ExitStack() as stack:
         if verbose:
@@ -146,25 +150,14 @@ def captured(path: Path, verbose: bool, label: str, write: Callable[[str], None]
         yield
 
 
-class Console:
-    """What a study shows while it trains: one progress bar over the runs, or, ``verbose``, a line after each run.
+class _Bar:
+    """One progress bar on the console (ultralytics' TQDM on a copy of standard output, so a run's redirection of its
+    output leaves it alone), and lines written above it."""
 
-    The bar counts epochs (a resumed run starts where it stopped, a run validated again jumps to its end) and shows
-    the run now training: ``yolov5n-triplet-seed1 (run 4/6) epoch 3/10``.
-    """
-
-    def __init__(self, todo: Sequence[Any], total: int, verbose: bool):
-        """Start the console for ``todo`` (the runs to train) out of ``total`` runs."""
-        from ultralytics.utils import LOGGER
-
-        self.log, self.verbose, self.total, self.todo = LOGGER, verbose, total, len(todo)
-        self.done_before, self.finished, self.epochs_done, self.run = total - len(todo), 0, 0, ""
-        self.t0 = time.perf_counter()
+    def __init__(self, total: int, desc: str, unit: str, show: bool = True):
         self.stream, self._own = _duplicate(sys.stdout)
-        self.bar = None
-        if todo and not verbose:
-            self.bar = _compat.progress_bar(total=sum(s.epochs for s in todo), desc="study", unit="epoch",
-                                            file=self.stream)
+        self.desc = desc
+        self.bar = progress_bar(total=total, desc=desc, unit=unit, file=self.stream) if show else None
 
     def write(self, line: str) -> None:
         """Write one line on the console, above the bar."""
@@ -177,7 +170,56 @@ class Console:
 
     def _describe(self, text: str) -> None:
         if self.bar is not None:
-            self.bar.set_description(f"study {text}")
+            self.bar.set_description(f"{self.desc} {text}")
+
+    def _advance(self, n: int) -> None:
+        if self.bar is not None and n > self.bar.n:
+            self.bar.update(n - self.bar.n)
+
+    def close(self) -> None:
+        """End the bar (left on the console) and release the console's stream; again, do nothing."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if self._own:
+            self.stream.close()
+            self._own = False
+        elif not self.stream.closed:
+            self.stream.flush()
+
+
+class Steps(_Bar):
+    """A progress bar over a few long steps, such as the exports the latency column needs: ``latency: export
+    yolov5n.yaml (2/6)``."""
+
+    def __init__(self, total: int, desc: str, unit: str):
+        """Start the bar over ``total`` steps."""
+        super().__init__(total, desc, unit)
+        self.total, self.done = total, 0
+
+    def start(self, what: str) -> None:
+        """A step starts."""
+        self._describe(f"{what} ({self.done + 1}/{self.total})")
+
+    def finish(self) -> None:
+        """The step finished."""
+        self.done += 1
+        self._advance(self.done)
+
+
+class Console(_Bar):
+    """What a study shows while it trains: one progress bar over the runs, or, ``verbose``, a line after each run.
+
+    The bar counts epochs (a resumed run starts where it stopped, a run validated again jumps to its end) and shows
+    the run now training: ``yolov5n-triplet-seed1 (run 4/6) epoch 3/10``.
+    """
+
+    def __init__(self, todo: Sequence[Any], total: int, verbose: bool):
+        """Start the console for ``todo`` (the runs to train) out of ``total`` runs."""
+        super().__init__(sum(s.epochs for s in todo), "study", "epoch", show=bool(todo) and not verbose)
+        self.log, self.verbose, self.total, self.todo = LOGGER, verbose, total, len(todo)
+        self.done_before, self.finished, self.epochs_done, self.run = total - len(todo), 0, 0, ""
+        self.t0 = time.perf_counter()
 
     def start(self, name: str) -> None:
         """A run starts training here."""
@@ -189,10 +231,6 @@ class Console:
         epoch = min(epoch, epochs)  # ultralytics 8.4 reports once more after the final validation, one epoch past
         self._advance(self.epochs_done + epoch)
         self._describe(f"{self.run} epoch {epoch}/{epochs}")
-
-    def _advance(self, n: int) -> None:
-        if self.bar is not None and n > self.bar.n:
-            self.bar.update(n - self.bar.n)
 
     def done(self, name: str, status: str, epochs: int) -> None:
         """A run finished (``status`` as recorded) after ``epochs`` epochs of budget."""
@@ -206,14 +244,3 @@ class Console:
             eta = (time.perf_counter() - self.t0) / self.finished * left
             self.log.info(f"{PREFIX} study: {self.done_before + self.finished}/{self.total} runs done ({name} "
                           f"{status}), ETA {duration(eta) if left else '0 s'}")
-
-    def close(self) -> None:
-        """End the bar (left on the console) and release the console's stream; again, do nothing."""
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-        if self._own:
-            self.stream.close()
-            self._own = False
-        elif not self.stream.closed:
-            self.stream.flush()

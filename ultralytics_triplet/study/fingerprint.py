@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ultralytics.data.utils import check_cls_dataset, check_det_dataset
 
 from .._checks import YAML_SUFFIXES, fail
 from .._text import one_line
 
-__all__ = ("check_data", "digest", "model_identity", "sha256_file")
+__all__ = ("DataFingerprint", "check_data", "digest", "model_identity", "sha256_file")
 
 _SKIP_IN_LISTING = (".cache", ".npy")  # files ultralytics itself writes next to a dataset (label caches, cache=disk)
 
@@ -73,7 +76,24 @@ def _listing(roots: list[Path], out: Path) -> tuple[str, int]:
     return h.hexdigest(), n
 
 
-def check_data(data: str | Path, task: str, out: Path) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DataFingerprint:
+    """What identifies a dataset.
+
+    Attributes:
+        path (str): Its YAML (or classification folder), absolute.
+        sha256 (str): Digest of the YAML's content and of every file's relative path and size.
+        files (int): Files counted.
+        nc (int): Number of classes.
+    """
+
+    path: str
+    sha256: str
+    files: int
+    nc: int
+
+
+def check_data(data: str | Path, task: str, out: Path) -> DataFingerprint:
     """Check the dataset with ultralytics' own checker; return its fingerprint (YAML content, files and sizes).
 
     Raises:
@@ -84,9 +104,9 @@ def check_data(data: str | Path, task: str, out: Path) -> dict[str, Any]:
     if not path.exists():
         raise fail(FileNotFoundError, "data", f"'{data}' not found")
     if task == "classify" and path.is_dir():
-        from ultralytics.data.utils import check_cls_dataset as check
+        check = check_cls_dataset
     elif path.suffix.lower() in YAML_SUFFIXES and path.is_file():
-        from ultralytics.data.utils import check_det_dataset as check
+        check = check_det_dataset
     else:
         raise fail(ValueError, "data", f"'{data}' must be a dataset YAML file" + (" or folder" if task == "classify"
                                                                                     else ""))
@@ -98,9 +118,5 @@ def check_data(data: str | Path, task: str, out: Path) -> dict[str, Any]:
         info = {**info, "path": info.get("path") or path.parent}
     listing, n = _listing(_data_roots(info) if path.is_file() else [path], out)
     content = path.read_bytes() if path.is_file() else b""
-    return {
-        "data": str(path.resolve()),
-        "data_sha256": hashlib.sha256(content + listing.encode()).hexdigest(),
-        "data_files": n,
-        "nc": int(info.get("nc") or len(info.get("names") or [])),
-    }
+    return DataFingerprint(path=str(path.resolve()), sha256=hashlib.sha256(content + listing.encode()).hexdigest(),
+                           files=n, nc=int(info.get("nc") or len(info.get("names") or [])))

@@ -1,82 +1,174 @@
-"""A study's chart: what the verdict reads, each variant's paired difference to the plain model, beside the values.
+"""A study's chart: what the verdict reads, each row's paired difference to the plain model, beside the values, and
+accuracy against latency.
 
-One row per variant, as in the table. The first two panels show, for each metric, the difference to the plain model
-at each seed (dots), their mean and its 95% t-interval (a bar, coloured by what the verdict reads), and a line at 0;
-the last panel shows each seed's value of the verdict's metric and its mean ± std.
+Top, one line per row, as in the table: for each metric, the difference to the plain model at each seed (dots), their
+mean and its 95% t-interval (a bar, coloured by what the verdict reads), and a line at 0; then each seed's value of
+the verdict's metric and its mean ± std. Below, the decision: each row's mean of the verdict's metric with its 95%
+interval against its latency relative to the plain model (the median ratio in the same rounds, as the front reads
+it), the front drawn through the rows no other row dominates, each point labelled.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
+from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
+
 from .._plot import figure
+from .decision import ON_FRONT
 from .plan import Plan
-from .report import Summary
+from .report import MetricSummary, Summary, latency_header
+from .variants import PLAIN, REFERENCE
 
 __all__ = ("differences", "plot_study")
 
 COLOURS = {"higher": "#2E7D32", "lower": "#C62828", "none": "#4C72B0"}  # interval above 0, below 0, containing it
+ROLE_COLOURS = {PLAIN: "0.3", REFERENCE: "#DD8452", "variant": "#4C72B0"}
+FRONT_COLOUR = "#2E7D32"
 
 
-def differences(rows: list[Summary], i: int) -> list[list[float]]:
-    """Metric ``i``'s (1 or 2) paired differences to the plain model, seed by seed, for each row (empty for the plain
-    model's)."""
-    plain = rows[0][f"m{i}"]
-    return [[] if k == 0 else [v - p for v, p in zip(r[f"m{i}"], plain)] for k, r in enumerate(rows)]
+def differences(rows: Sequence[Summary], metric: str = "verdict") -> list[list[float]]:
+    """The paired differences to the plain model, seed by seed, of each row's ``verdict`` or ``second`` metric (empty
+    for the plain model's row)."""
+    pick = (lambda r: r.verdict_metric) if metric == "verdict" else (lambda r: r.second_metric)
+    plain = pick(rows[0]).values
+    return [[] if k == 0 else [v - p for v, p in zip(pick(r).values, plain)] for k, r in enumerate(rows)]
 
 
 def _reading(lo: float, hi: float) -> str:
     return "none" if math.isnan(lo) or lo <= 0 <= hi else "higher" if lo > 0 else "lower"
 
 
-def _spread(values: list[float], y: float) -> list[float]:
+def _spread(values: Sequence[float], y: float) -> list[float]:
     """Vertical positions for one row's dots, spread a little so that equal values stay visible."""
     return [y + 0.18 + (k - (len(values) - 1) / 2) * 0.05 for k in range(len(values))]
 
 
-def plot_study(rows: list[Summary], path: Path, plan: Plan):
+def _difference_panel(ax, rows: Sequence[Summary], ys: list[int], metric: str) -> None:
+    """Each row's paired differences of one metric: each seed, the mean and its 95% interval, a line at 0."""
+    ax.axvline(0.0, color="0.25", linewidth=1, zorder=1)
+    for r, d, y in zip(rows, differences(rows, metric), ys):
+        summary: MetricSummary = r.verdict_metric if metric == "verdict" else r.second_metric
+        interval = summary.difference
+        if interval is None:
+            ax.text(0.0, y, " plain model ", ha="center", va="center", fontsize=8, color="0.35",
+                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
+            continue
+        colour = COLOURS[_reading(interval.lo, interval.hi)]
+        ax.scatter(d, _spread(d, y), s=14, color="0.45", alpha=0.8, zorder=2, label="one seed" if y == ys[1] else None)
+        lo, hi = (interval.mean, interval.mean) if math.isnan(interval.lo) else (interval.lo, interval.hi)
+        ax.errorbar([interval.mean], [y], xerr=[[interval.mean - lo], [hi - interval.mean]], fmt="o", color=colour,
+                    capsize=4, zorder=3, label="mean, 95% CI" if y == ys[1] else None)
+    label = (rows[0].verdict_metric if metric == "verdict" else rows[0].second_metric).label
+    ax.set_title(f"Δ{label} vs {rows[0].config}" + (" (the verdict's)" if metric == "verdict" else ""), fontsize=10)
+    ax.set_xlabel("row − plain model at the same seed", fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+
+
+def _values_panel(ax, rows: Sequence[Summary], ys: list[int]) -> None:
+    """Each seed's value of the verdict's metric, and its mean ± std."""
+    for r, y in zip(rows, ys):
+        m = r.verdict_metric
+        ax.scatter(m.values, _spread(m.values, y), s=14, color="0.45", alpha=0.8, zorder=2)
+        ax.errorbar([m.mean], [y], xerr=[0 if math.isnan(m.std) else m.std], fmt="o", color="#8172B3", capsize=4,
+                    zorder=3, label="mean ± std" if y == ys[0] else None)
+    ax.axvline(rows[0].verdict_metric.mean, color="0.6", linestyle="--", linewidth=1, zorder=1)
+    ax.set_title(f"{rows[0].verdict_metric.label} per seed", fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+
+
+def _label(ax, rows: Sequence[Summary], fontsize: float = 7.0) -> None:
+    """Name each point; a label that would cover another label or a point moves a line up or down (the nearest free
+    place), with a line to its point, so all stay readable.
+
+    Call with the axes laid out: label boxes are placed in display units.
+    """
+    dpi = ax.figure.dpi
+    points = sorted(((r.cost.latency_ratio, r.verdict_metric.mean, r.config) for r in rows), key=lambda p: p[1])
+    line = fontsize * 1.35 * dpi / 72  # one text line, in pixels
+    marker = 7 * dpi / 72
+    where = [tuple(ax.transData.transform((x, y))) for x, y, _ in points]
+    taken = [(px - marker, py - marker, px + marker, py + marker) for px, py in where]  # the points themselves
+    for (x, y, name), (px, py) in zip(points, where):
+        width = len(name) * fontsize * 0.62 * dpi / 72
+        for shift in (0, 1, -1, 2, -2, 3, -3, 4, -4, 5, -5, 6, -6):
+            box = (px + marker + 2, py + 2 + shift * line, px + marker + 2 + width, py + 2 + (shift + 1) * line)
+            if not any(box[0] < t[2] and t[0] < box[2] and box[1] < t[3] and t[1] < box[3] for t in taken):
+                break
+        taken.append(box)
+        ax.annotate(name, (x, y), xytext=((box[0] - px) * 72 / dpi, (box[1] - py) * 72 / dpi),
+                    textcoords="offset points", fontsize=fontsize, color="0.2", va="bottom",
+                    arrowprops={"arrowstyle": "-", "color": "0.6", "linewidth": 0.6} if shift else None)
+
+
+def _front_panel(ax, rows: Sequence[Summary]) -> list[Summary]:
+    """Each row's mean of the verdict's metric (95% interval) against its latency; the front through the undominated
+    rows, ringed; return the rows drawn (to be labelled once the figure is laid out)."""
+    measured = [r for r in rows if r.cost is not None and not math.isnan(r.cost.latency_ratio)]
+    for role, name in ((PLAIN, "plain model"), (REFERENCE, "reference"), ("variant", "variant")):
+        group = [r for r in measured if r.role == role]
+        if not group:
+            continue
+        xs = [r.cost.latency_ratio for r in group]
+        ys = [r.verdict_metric.mean for r in group]
+        lo = [r.verdict_metric.mean - (r.verdict_metric.mean if math.isnan(r.verdict_metric.interval.lo)
+                                       else r.verdict_metric.interval.lo) for r in group]
+        hi = [(r.verdict_metric.mean if math.isnan(r.verdict_metric.interval.hi) else r.verdict_metric.interval.hi)
+              - r.verdict_metric.mean for r in group]
+        ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o", color=ROLE_COLOURS[role], capsize=4, zorder=3, label=name)
+    on_front = sorted((r for r in measured if r.front == ON_FRONT), key=lambda r: r.cost.latency_ratio)
+    if on_front:
+        xs, ys = [r.cost.latency_ratio for r in on_front], [r.verdict_metric.mean for r in on_front]
+        ax.step(xs, ys, where="post", color=FRONT_COLOUR, linewidth=1.5, alpha=0.8, zorder=4,
+                label="front (undominated rows)")
+        ax.scatter(xs, ys, s=130, facecolors="none", edgecolors=FRONT_COLOUR, linewidths=1.5, zorder=5)
+    label = rows[0].verdict_metric.label
+    ax.set_title(f"{label} against latency: the front runs through the rows no other row beats on both "
+                 "(overlapping intervals: a tie)", fontsize=10)
+    ax.set_xlabel(f"latency relative to {rows[0].config} ({latency_header(rows)[:-3]}): median ratio in the same "
+                  "interleaved rounds", fontsize=8)
+    ratios = [r.cost.latency_ratio for r in measured if r.cost.latency_ratio > 0]
+    if ratios and max(ratios) / min(ratios) > 3:  # a larger model far to the right: a log axis keeps the rest apart
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_locator(LogLocator(base=2, subs=(1.0, 1.5)))
+        ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:.2g}×"))
+    ax.set_ylabel(f"{label}: mean, 95% CI", fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    ax.margins(x=0.15, y=0.1)
+    return measured
+
+
+def plot_study(rows: Sequence[Summary], path: Path, plan: Plan):
     """Draw the chart as a PNG at ``path``; return the matplotlib Figure.
 
-    Panels: Δ of the verdict's metric, Δ of the second metric (paired differences: each seed, mean, 95% interval,
-    a line at 0), and the verdict's metric per seed with its mean ± std.
+    Panels (``fig.axes`` in this order): Δ of the verdict's metric, Δ of the second metric (paired differences: each
+    seed, mean, 95% interval, a line at 0), the verdict's metric per seed with its mean ± std, and the verdict's metric
+    against latency with the front.
     """
     s = plan.settings
-    labels = rows[0].metrics
     ys = list(range(len(rows)))[::-1]  # the plain model on top, as in the table
-    with figure(path, (13.0, 1.6 + 0.45 * len(rows))) as fig:
-        axes = fig.subplots(1, 3, sharey=True, gridspec_kw={"width_ratios": (1.25, 1.25, 1.0)})
-        for ax, i in zip(axes[:2], (1, 2)):
-            ax.axvline(0.0, color="0.25", linewidth=1, zorder=1)
-            for r, d, y in zip(rows, differences(rows, i), ys):
-                interval = r[f"d{i}"]
-                if interval is None:
-                    ax.text(0.0, y, " plain model ", ha="center", va="center", fontsize=8, color="0.35",
-                            bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
-                    continue
-                colour = COLOURS[_reading(interval.lo, interval.hi)]
-                ax.scatter(d, _spread(d, y), s=14, color="0.45", alpha=0.8, zorder=2,
-                           label="one seed" if y == ys[1] else None)
-                lo, hi = (interval.mean, interval.mean) if math.isnan(interval.lo) else (interval.lo, interval.hi)
-                ax.errorbar([interval.mean], [y], xerr=[[interval.mean - lo], [hi - interval.mean]], fmt="o",
-                            color=colour, capsize=4, zorder=3, label="mean, 95% CI" if y == ys[1] else None)
-            ax.set_title(f"Δ{labels[i - 1]} vs {rows[0].config}" + (" (the verdict's)" if i == 1 else ""),
-                         fontsize=10)
-            ax.set_xlabel("variant − plain model at the same seed", fontsize=8)
-            ax.grid(axis="x", alpha=0.3)
+    height = 1.6 + 0.45 * len(rows)
+    with figure(path, (13.0, height + 4.6)) as fig:
+        grid = fig.add_gridspec(2, 3, width_ratios=(1.25, 1.25, 1.0), height_ratios=(height, 4.6))
+        first = fig.add_subplot(grid[0, 0])
+        axes = [first, fig.add_subplot(grid[0, 1], sharey=first), fig.add_subplot(grid[0, 2], sharey=first)]
+        _difference_panel(axes[0], rows, ys, "verdict")
+        _difference_panel(axes[1], rows, ys, "second")
         axes[0].legend(fontsize=8, loc="best")
-        ax = axes[2]
-        for r, y in zip(rows, ys):
-            values, mean, std = r.m1, r.m1_mean, r.m1_std
-            ax.scatter(values, _spread(values, y), s=14, color="0.45", alpha=0.8, zorder=2)
-            ax.errorbar([mean], [y], xerr=[0 if math.isnan(std) else std], fmt="o", color="#8172B3", capsize=4,
-                        zorder=3, label="mean ± std" if y == ys[0] else None)
-        ax.axvline(rows[0].m1_mean, color="0.6", linestyle="--", linewidth=1, zorder=1)
-        ax.set_title(f"{labels[0]} per seed", fontsize=10)
-        ax.grid(axis="x", alpha=0.3)
-        ax.legend(fontsize=8, loc="best")
+        _values_panel(axes[2], rows, ys)
         axes[0].set_yticks(ys, [r.config for r in rows], fontsize=8)
+        for ax in axes[1:]:
+            ax.tick_params(labelleft=False)
         axes[0].set_ylim(-0.6, len(rows) - 0.4)
-        fig.suptitle(f"{plan.seeds} seeds, {s['epochs']} epoch{'s' * (s['epochs'] > 1)}, imgsz {s['imgsz']}: "
+        decision = fig.add_subplot(grid[1, :])
+        measured = _front_panel(decision, rows)
+        fig.suptitle(f"{plan.seeds} seeds, {s.epochs} epoch{'s' * (s.epochs > 1)}, imgsz {s.imgsz}: "
                      "differences paired by seed; green/red: 95% interval above/below 0", fontsize=10)
+        fig.tight_layout()  # the labels are placed where the laid-out axes put their points
+        _label(decision, measured)
     return fig

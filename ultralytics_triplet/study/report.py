@@ -1,4 +1,8 @@
-"""A study's report: one summary per variant (means, paired intervals, verdict, costs), the table and the CSV."""
+"""A study's report: one summary per row (metrics, paired differences, verdict, costs, front), the table and the CSV.
+
+Each metric of a row is a :class:`MetricSummary` (its values per seed, their mean with a 95% interval, and the paired
+difference to the plain model); what a row costs is a :class:`Cost`; the row itself is a :class:`Summary`.
+"""
 
 from __future__ import annotations
 
@@ -13,113 +17,147 @@ from typing import Any
 from .. import _compat
 from .._files import atomic_write
 from .._text import duration, table
-from ._fields import Fields
 from .plan import Plan
 from .run import RunRecord
-from .stats import Interval, paired_interval, verdict
+from .stats import Interval, mean_interval, paired_interval
+from .variants import PLAIN, REFERENCE, VARIANT
 
-__all__ = ("Summary", "format_table", "run_rows", "summarize", "write_csv")
+__all__ = ("Cost", "MetricSummary", "Summary", "csv_rows", "format_table", "label", "latency_header", "metrics_of",
+           "summarize", "write_csv")
+
+# How the table names a metric, from its results key (ultralytics': _compat.METRIC_KEYS): the box, mask and pose
+# kinds by their suffix, classification's accuracies by name
+_KINDS = {"(B)": "", "(M)": "mask ", "(P)": "pose "}
+_NAMES = {"accuracy_top1": "top-1 acc", "accuracy_top5": "top-5 acc"}
 
 
-@dataclass
-class Summary(Fields):
-    """One variant's line of the table.
+def label(key: str) -> str:
+    """The table's name of a metric: ``metrics/mAP50-95(M)`` -> ``mask mAP50-95``, ``metrics/accuracy_top1`` ->
+    ``top-1 acc``."""
+    name = key.split("/", 1)[-1]
+    for suffix, kind in _KINDS.items():
+        if name.endswith(suffix):
+            return kind + name[: -len(suffix)]
+    return _NAMES.get(name, name)
+
+
+def metrics_of(task: str) -> tuple[tuple[str, str], tuple[str, str]]:
+    """The two (label, results key) pairs a study reports for ``task`` (detection's for an unknown task); the first is
+    the verdict's."""
+    keys = _compat.METRIC_KEYS.get(task, _compat.METRIC_KEYS["detect"])
+    return tuple((label(key), key) for key in keys)
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    """One metric of one row over the seeds.
 
     Attributes:
-        config (str): The variant's config file name.
-        placement (str): Its placement (``none`` for the plain model).
+        label (str): The metric's name in the table (``mAP50-95``).
+        values (tuple[float, ...]): Its value at each seed, in seed order.
+        mean (float): Their mean.
+        std (float): Their standard deviation (NaN with one seed).
+        interval (Interval): The mean with its 95% t-interval over the seeds (what the chart draws).
+        difference (Interval | None): The paired difference to the plain model at the same seeds, with its 95%
+            t-interval; None for the plain model itself.
+    """
+
+    label: str
+    values: tuple[float, ...]
+    mean: float
+    std: float
+    interval: Interval
+    difference: Interval | None
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What a row's trained model costs where it runs.
+
+    Attributes:
+        parameters (int): Parameters of the model as built.
+        gflops (float): GFLOPs at the study's image size.
+        latency_ms (float): Batch-1 latency, median over the interleaved rounds.
+        latency_ratio (float): Median over the rounds of its time over the plain model's in the same round (1 for
+            the plain model).
+        runtime (str): Where it was timed (``torch``, ``onnx``, ``openvino``).
+        device (str): ``CPU`` or ``GPU``.
+    """
+
+    parameters: int
+    gflops: float
+    latency_ms: float
+    latency_ratio: float
+    runtime: str
+    device: str = "CPU"
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One row of the table: the plain model, a reference, or a variant.
+
+    Attributes:
+        config (str): The row's config file name.
+        role (str): ``plain``, ``reference`` or ``variant``.
+        placement (str | None): A variant's placement (``triplet``, ``after:4``).
+        module (str | None): The module a variant inserts (``TripletAttention``, ``CBAM``).
         seeds (int): Runs of it that are recorded.
-        metrics (tuple[str, str]): The labels of the two metrics; the first is the verdict's.
-        m1, m2 (list[float]): Each metric per seed, in seed order.
-        m1_mean, m1_std, m2_mean, m2_std (float): Their means and standard deviations over seeds.
-        d1, d2 (Interval | None): Paired differences to the plain model at the same seeds (None for the plain model).
-        verdict (str): The plain-words reading of ``d1`` (``baseline`` for the plain model).
+        verdict_metric (MetricSummary): The metric the verdict and the front read (mAP50-95 for detection).
+        second_metric (MetricSummary): The other metric shown (mAP50 for detection).
         train_time_s (float): Mean epoch-loop time per run.
         weights (str): The first seed's weights, relative to the study folder (what the costs are measured on).
-        parameters (int), gflops (float), latency_ms (float), latency_device (str): Costs, once measured.
+        p_value (float): Two-sided p-value of the paired t-test on the verdict's metric (NaN for the plain model).
+        p_holm (float): ``p_value`` adjusted by Holm's method over the study's comparisons (equal to it when there is
+            one comparison).
+        verdict (str): The plain-words reading (``baseline`` for the plain model).
+        cost (Cost | None): Parameters, GFLOPs and latency, once measured.
+        front (str): ``on the front``, or ``dominated by X`` where row X has a higher mean of the verdict's metric at
+            a lower latency; empty until the costs are measured.
     """
 
     config: str
-    placement: str
+    role: str
+    placement: str | None
+    module: str | None
     seeds: int
-    metrics: tuple[str, str]
-    m1: list[float]
-    m1_mean: float
-    m1_std: float
-    d1: Interval | None
-    m2: list[float]
-    m2_mean: float
-    m2_std: float
-    d2: Interval | None
-    verdict: str
+    verdict_metric: MetricSummary
+    second_metric: MetricSummary
     train_time_s: float
     weights: str
-    parameters: int = 0
-    gflops: float = math.nan
-    latency_ms: float = math.nan
-    latency_device: str = "CPU"
+    p_value: float = math.nan
+    p_holm: float = math.nan
+    verdict: str = ""
+    cost: Cost | None = None
+    front: str = ""
 
 
-def run_rows(plan: Plan, records: Sequence[RunRecord]) -> list[dict[str, Any]]:
-    """One dict per run, the columns of ``study.csv`` (metric columns named by their labels)."""
-    (label1, key1), (label2, key2) = _compat.metric_labels(plan.task)
-    return [{
-        "config": r.config, "placement": r.placement or "none", "seed": r.seed,
-        label1: r.metrics.get(key1, math.nan), label2: r.metrics.get(key2, math.nan),
-        "fitness": r.metrics.get("fitness", math.nan), "epochs": r.epochs_done, "train_time_s": r.train_time_s,
-        "wall_s": r.wall_s, "status": r.status, "data_order": r.data_order, "run_dir": r.run_dir,
-        "weights": r.weights, "host": r.host, "ultralytics": r.ultralytics,
-    } for r in records]
+def _metric(label: str, values: list[float], plain: list[float] | None) -> MetricSummary:
+    return MetricSummary(
+        label=label, values=tuple(values), mean=statistics.fmean(values),
+        std=statistics.stdev(values) if len(values) > 1 else math.nan, interval=mean_interval(values),
+        difference=None if plain is None else paired_interval(plain, values),
+    )
 
 
-def _std(values: list[float]) -> float:
-    return statistics.stdev(values) if len(values) > 1 else math.nan
-
-
-def summarize(plan: Plan, runs: list[dict[str, Any]]) -> list[Summary]:
-    """One summary per variant, the plain model first, from the per-run rows."""
-    labels = tuple(label for label, _ in _compat.metric_labels(plan.task))
-    by_config = {v.name: [r for r in runs if r["config"] == v.name] for v in plan.variants}
+def summarize(plan: Plan, records: Sequence[RunRecord]) -> list[Summary]:
+    """One summary per row of the plan, the plain model first, from the records of its runs (in seed order)."""
+    (label1, key1), (label2, key2) = metrics_of(plan.task)
+    by_config = {v.name: sorted((r for r in records if r.config == v.name), key=lambda r: r.seed)
+                 for v in plan.variants}
     plain = by_config[plan.plain.name]
     rows = []
-    for name, rs in by_config.items():
-        m1, m2 = ([r[label] for r in rs] for label in labels)
-        d1, d2 = (None, None) if rs is plain else (paired_interval([r[label] for r in plain], m)
-                                                   for label, m in zip(labels, (m1, m2)))
+    for v in plan.variants:
+        rs = by_config[v.name]
+        first, second = ([r.metrics.get(key, math.nan) for r in rs] for key in (key1, key2))
+        is_plain = v.role == PLAIN
         rows.append(Summary(
-            config=name, placement=rs[0]["placement"], seeds=len(rs), metrics=labels,
-            m1=m1, m1_mean=statistics.fmean(m1), m1_std=_std(m1), d1=d1,
-            m2=m2, m2_mean=statistics.fmean(m2), m2_std=_std(m2), d2=d2,
-            verdict="baseline" if rs is plain else verdict(d1, labels[0]),
-            train_time_s=statistics.fmean(r["train_time_s"] or 0.0 for r in rs), weights=rs[0]["weights"],
+            config=v.name, role=v.role, placement=v.placement, module=v.module, seeds=len(rs),
+            verdict_metric=_metric(label1, first, None if is_plain else [r.metrics.get(key1, math.nan) for r in plain]),
+            second_metric=_metric(label2, second, None if is_plain else [r.metrics.get(key2, math.nan) for r in plain]),
+            train_time_s=statistics.fmean(r.train_time_s or 0.0 for r in rs), weights=rs[0].weights,
+            verdict="baseline" if is_plain else "",
         ))
     return rows
-
-
-def add_costs(rows: list[Summary], out: Path, imgsz: int, runs: int, device: Any) -> None:
-    """Parameters, GFLOPs and batch-1 latency of each variant's trained model (first seed), timed interleaved."""
-    import torch
-
-    from ..loading import load_model
-    from ..measure import model_stats, time_forward
-
-    models = []
-    for row in rows:
-        model = load_model(out / row.weights)
-        stats = model_stats(model, imgsz)
-        row.parameters, row.gflops = stats["parameters"], stats["gflops"]
-        models.append(model.fuse(verbose=False) if hasattr(model, "fuse") else model)
-    on_gpu = torch.cuda.is_available() and str(device if device is not None else "").lower() not in ("cpu", "mps")
-    dev = torch.device("cuda:0" if on_gpu else "cpu")
-    previous = torch.get_num_threads()
-    if not on_gpu:
-        torch.set_num_threads(1)  # as `compare`: one thread, so a busy machine disturbs all variants alike
-    try:
-        times = time_forward([m.to(dev) for m in models], imgsz, runs, device=dev)
-    finally:
-        torch.set_num_threads(previous)
-    for row, t in zip(rows, times):
-        row.latency_ms, row.latency_device = statistics.median(t), "GPU" if on_gpu else "CPU"
 
 
 def _interval_text(d: Interval | None) -> str:
@@ -131,45 +169,106 @@ def _interval_text(d: Interval | None) -> str:
     return f"{d.mean:+.4f} [{d.lo:+.4f}, {d.hi:+.4f}]"
 
 
-def _data_order_note(runs: list[dict[str, Any]]) -> str:
+def _p_text(p: float) -> str:
+    return "-" if math.isnan(p) else f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
+
+
+def _latency_text(cost: Cost | None, plain: bool) -> str:
+    """``6.8 (+24%)``: the median ms, and the median ratio to the plain model in the same round."""
+    if cost is None or math.isnan(cost.latency_ms):
+        return "-"
+    return f"{cost.latency_ms:.1f}" if plain else f"{cost.latency_ms:.1f} ({cost.latency_ratio - 1:+.0%})"
+
+
+def _data_order_note(records: Sequence[RunRecord]) -> str:
     """A header line when some runs were shuffled the same way at every seed (ultralytics 8.3 with DDP), else ``""``."""
-    fixed = [r for r in runs if r.get("data_order") == "fixed"]
+    fixed = [r for r in records if r.data_order == "fixed"]
     if not fixed:
         return ""
-    releases = ", ".join(sorted({r["ultralytics"] for r in fixed}))
-    return (f"\nData order: {len(fixed)} of {len(runs)} runs were shuffled the same way at every seed (ultralytics "
+    releases = ", ".join(sorted({r.ultralytics for r in fixed}))
+    return (f"\nData order: {len(fixed)} of {len(records)} runs were shuffled the same way at every seed (ultralytics "
             f"{releases}: its loader ignores the seed, and the study cannot reseed it in the processes DDP starts): "
             "their seeds differ in initialisation and augmentation only, so the intervals can come out narrower than "
             "the run-to-run noise.")
 
 
-def format_table(rows: list[Summary], plan: Plan, device: Any = None, runs: list[dict[str, Any]] = ()) -> str:
-    """The study's table: one row per variant, with the budget (and any data-order caveat of ``runs``) on top and
-    how to read it below."""
+def latency_header(rows: Sequence[Summary]) -> str:
+    """The latency column's header: ``CPU ms`` (PyTorch), ``ONNX ms``, ``OpenVINO ms``."""
+    cost = rows[0].cost
+    if cost is None or cost.runtime == "torch":
+        return f"{cost.device if cost else 'CPU'} ms"
+    return {"onnx": "ONNX ms", "openvino": "OpenVINO ms"}.get(cost.runtime, f"{cost.runtime} ms")
+
+
+def format_table(rows: Sequence[Summary], plan: Plan, device: Any = None, records: Sequence[RunRecord] = (),
+                 latency_note: str = "") -> str:
+    """The study's table: one row per model, with the budget (and any data-order caveat) on top and how to read it
+    below: the paired differences, the verdict (Holm-adjusted where there are several comparisons), the front, and
+    ``latency_note`` (where and how the latency column was measured)."""
     s = plan.settings
-    label1, label2 = rows[0].metrics
-    lat = rows[0].latency_device
-    header = ("config", label1, label2, f"Δ{label1} [95% CI]", f"Δ{label2} [95% CI]", "params", f"GFLOPs@{s['imgsz']}",
-              f"{lat} ms", "train time", "verdict")
+    label1, label2 = rows[0].verdict_metric.label, rows[0].second_metric.label
+    compared = len(rows) - 1
+    lat = latency_header(rows)
+    header = ("config", label1, label2, f"Δ{label1} [95% CI]", f"Δ{label2} [95% CI]",
+              "p (Holm)" if compared > 1 else "p", "params", f"GFLOPs@{s.imgsz}", lat, "train time", "verdict",
+              "worth it")
     body = [header]
     for r in rows:
+        m1, m2 = r.verdict_metric, r.second_metric
         body.append((
-            r.config, f"{r.m1_mean:.4f} ± {r.m1_std:.4f}", f"{r.m2_mean:.4f} ± {r.m2_std:.4f}",
-            _interval_text(r.d1), _interval_text(r.d2), f"{r.parameters:,}", f"{r.gflops:.4g}",
-            f"{r.latency_ms:.1f}", duration(r.train_time_s), r.verdict,
+            r.config, f"{m1.mean:.4f} ± {m1.std:.4f}", f"{m2.mean:.4f} ± {m2.std:.4f}",
+            _interval_text(m1.difference), _interval_text(m2.difference),
+            _p_text(r.p_holm if compared > 1 else r.p_value),
+            f"{r.cost.parameters:,}" if r.cost else "-", f"{r.cost.gflops:.4g}" if r.cost else "-",
+            _latency_text(r.cost, r.role == PLAIN), duration(r.train_time_s), r.verdict, r.front or "-",
         ))
-    data = Path(s["data"])
-    budget = (f"Study: {Path(s['model']).name} on {data.parent.name}/{data.name}, seeds 0-{plan.seeds - 1}, "
-              f"{s['epochs']} epoch{'s' * (s['epochs'] > 1)}, imgsz {s['imgsz']}, batch {s['batch']}, "
-              f"{'from ' + Path(s['pretrained']).name if s['pretrained'] else 'from scratch'}"
+    data = Path(s.data)
+    budget = (f"Study: {Path(s.model).name} on {data.parent.name}/{data.name}, seeds 0-{plan.seeds - 1}, "
+              f"{s.epochs} epoch{'s' * (s.epochs > 1)}, imgsz {s.imgsz}, batch {s.batch}, "
+              f"{'from ' + Path(s.pretrained).name if s.pretrained else 'from scratch'}"
               f"{', device ' + str(device) if device is not None else ''}")
+    references = [r.config for r in rows if r.role == REFERENCE]
+    variants = [r for r in rows if r.role == VARIANT]
+    modules = list(dict.fromkeys(r.module for r in variants if r.module))
+    what = (f"References ({', '.join(references)}) are plain models trained alike. " if references else "") + (
+        f"Modules: {', '.join(modules)}. " if len(modules) > 1 or (modules and modules != ["TripletAttention"]) else "")
+    if compared > 1:
+        reading = (f"The verdict reads Holm-adjusted p-values (p (Holm)) of the paired t-tests on Δ{label1} over the "
+                   f"{compared} comparisons, at the 5% level; the intervals are not adjusted.")
+    else:
+        reading = f"The verdict reads Δ{label1}'s interval (p: its paired t-test)."
     return (
-        f"{budget}{_data_order_note(list(runs))}\n{table(body)}\n"
-        f"mean ± std over seeds. Δ: variant − {rows[0].config} at the same seed, mean and 95% t-interval of the "
-        f"paired differences; the verdict reads Δ{label1}.\n"
-        f"{lat} ms: batch-1 latency at imgsz {s['imgsz']}, median of fused models timed interleaved. train time: "
-        f"ultralytics' epoch-loop time, mean per run (the run's wall time where ultralytics writes no time column)."
+        f"{budget}{_data_order_note(records)}\n{table(body)}\n"
+        f"mean ± std over seeds. Δ: row − {rows[0].config} at the same seed, mean and 95% t-interval of the paired "
+        f"differences. {what}{reading}\n"
+        f"worth it: 'dominated by X' where row X reaches a higher mean {label1} at a lower latency, else 'on the "
+        "front'. The means carry the intervals shown: a front of rows whose intervals overlap is a tie.\n"
+        f"{lat}: {latency_note}\n"
+        f"train time: ultralytics' epoch-loop time, mean per run (the run's wall time where ultralytics writes no time "
+        f"column)."
     )
+
+
+def csv_rows(plan: Plan, records: Sequence[RunRecord], rows: Sequence[Summary]) -> list[dict[str, Any]]:
+    """One dict per run, the columns of ``study.csv``: the run, and its row's role, module, p-values, latency and
+    front (metric columns named by their labels)."""
+    (label1, key1), (label2, key2) = metrics_of(plan.task)
+    by_config = {r.config: r for r in rows}
+    out = []
+    for r in records:
+        row = by_config[r.config]
+        cost = row.cost
+        out.append({
+            "config": r.config, "role": row.role, "placement": row.placement or "none", "module": row.module or "none",
+            "seed": r.seed, label1: r.metrics.get(key1, math.nan), label2: r.metrics.get(key2, math.nan),
+            "fitness": r.metrics.get("fitness", math.nan), "epochs": r.epochs_done, "train_time_s": r.train_time_s,
+            "wall_s": r.wall_s, "status": r.status, "data_order": r.data_order, "run_dir": r.run_dir,
+            "weights": r.weights, "host": r.host, "ultralytics": r.ultralytics,
+            "p_value": row.p_value, "p_holm": row.p_holm, "verdict": row.verdict,
+            "latency_runtime": cost.runtime if cost else "", "latency_ms": cost.latency_ms if cost else math.nan,
+            "latency_ratio": cost.latency_ratio if cost else math.nan, "front": row.front,
+        })
+    return out
 
 
 def write_csv(path: Path, runs: list[dict[str, Any]]) -> None:

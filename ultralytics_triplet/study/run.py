@@ -1,14 +1,16 @@
-"""One training run of a study: train (or continue, or finish recording) one variant at one seed.
+"""One training run of a study: train (or continue, or finish recording) one row at one seed.
 
 The same function runs in the calling process (local backend) and in Ray worker processes, so what it takes and
 returns are module-level dataclasses, which pickle. Each run prints into its own ``train.log`` (see ``console``) and
-shuffles its data by its seed on every supported ultralytics release (8.3 ignores the seed there; a callback on the
-run's trainer seeds the loader as 8.4 does).
+shuffles its data by its seed on every supported ultralytics release (see ``data_order``). What it records is read
+from ultralytics' own outputs: the validator's metrics and ``results.csv``.
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import math
 import os
 import platform
 import shutil
@@ -18,11 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import _compat
-from ._fields import Fields
-from .console import LOG_FILE, captured
+from ultralytics import YOLO
 
-__all__ = ("RunRecord", "RunSpec", "expected_data_order", "listed_devices", "run_training")
+from .. import _compat
+from ..loading import load_checkpoint
+from .console import LOG_FILE, captured
+from .data_order import expected_data_order, seed_data_order
+
+__all__ = ("RunRecord", "RunSpec", "read_results_csv", "run_training", "train_seconds")
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,7 @@ class RunSpec:
 
 
 @dataclass
-class RunRecord(Fields):
+class RunRecord:
     """What a finished run leaves in ``records/RUN.json``.
 
     Attributes:
@@ -108,17 +113,51 @@ class RunRecord(Fields):
     placement: str | None = None
     data_order: str = ""
 
+    def to_json(self) -> dict[str, Any]:
+        """The record as ``records/RUN.json`` stores it."""
+        return dataclasses.asdict(self)
+
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RunRecord:
-        """Read a record written by :meth:`Fields.to_dict` (unknown keys are ignored)."""
+    def from_json(cls, d: dict[str, Any]) -> RunRecord:
+        """Read a record written by :meth:`to_json` (unknown keys are ignored)."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
+def read_results_csv(path: Path) -> list[dict[str, float]]:
+    """Rows of an ultralytics ``results.csv`` with stripped keys and float values."""
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = []
+        for r in csv.DictReader(f):
+            try:
+                rows.append({k.strip(): float(v) for k, v in r.items() if k})
+            except (TypeError, ValueError):
+                continue
+    return rows
+
+
+def train_seconds(rows: list[dict[str, float]]) -> float | None:
+    """Training time from ``results.csv``'s time column, summed over sessions (it restarts at 0 on resume).
+
+    None when the file has no such column (ultralytics 8.3).
+    """
+    if not any(_compat.TIME_COLUMN in r for r in rows):
+        return None
+    total, last = 0.0, 0.0
+    for r in rows:
+        t = r.get(_compat.TIME_COLUMN, math.nan)
+        if math.isnan(t):
+            continue
+        if t < last:  # a resumed session
+            total += last
+        last = t
+    return total + last
+
+
 def _run_state(run_dir: Path, epochs: int) -> str:
     """``fresh``, ``resumable`` (an interrupted run's last.pt) or ``trained`` (finished, not yet recorded)."""
-    from ..loading import load_checkpoint
-
     last, best = run_dir / "weights" / "last.pt", run_dir / "weights" / "best.pt"
     if not last.is_file():
         return "fresh"
@@ -138,21 +177,8 @@ def _results_dict(metrics: Any, best: Path) -> dict[str, float]:
     if rd is None and isinstance(metrics, dict):
         rd = metrics
     if not rd and best.is_file():
-        from ..loading import load_checkpoint
-
         rd = load_checkpoint(best)[1].get("train_metrics") or {}
     return {k: float(v) for k, v in (rd or {}).items()}
-
-
-def listed_devices(device: Any) -> int:
-    """How many devices ``device`` lists (``"0,1"``: 2, ``[0, 1]``: 2, ``0``: 1); 0 for none, ``cpu``, ``mps``."""
-    if isinstance(device, (list, tuple)):
-        return len(device)
-    text = "" if device is None else str(device).strip().lower()
-    if text in ("", "cpu", "mps", "cuda"):
-        return 0
-    ids = [d for d in text.replace("cuda:", "").split(",") if d.strip()]
-    return len(ids) if ids and all(d.strip().isdigit() for d in ids) else 0
 
 
 def _worker_device(spec: RunSpec) -> Any:
@@ -167,24 +193,9 @@ def _worker_device(spec: RunSpec) -> Any:
     return ",".join(map(str, range(n)))
 
 
-def expected_data_order(device: Any) -> str:
-    """``seed`` where a run on ``device`` shuffles by its seed, ``fixed`` where it cannot (8.3 with DDP: the worker
-    processes ultralytics starts take no callbacks)."""
-    return "seed" if listed_devices(device) <= 1 or _compat.shuffle_follows_seed() else "fixed"
-
-
 def _with_callbacks(model: Any, seeded: dict, on_epoch: Callable[[int, int], None] | None) -> Any:
     """Add the run's callbacks to a ``YOLO`` model: the seeded data order (where the release needs it), progress."""
-    if not _compat.shuffle_follows_seed():
-
-        def seed_data_order(trainer) -> None:
-            """Shuffle the training data by the run's seed, as ultralytics 8.4 does (the loader is built by now)."""
-            loader = getattr(trainer, "train_loader", None)
-            if loader is not None:
-                _compat.reseed_shuffle(loader, trainer.args.seed)
-                seeded["applied"] = True
-
-        model.add_callback("on_pretrain_routine_end", seed_data_order)
+    seed_data_order(model, seeded)
     if on_epoch is not None:
         model.add_callback("on_fit_epoch_end", lambda trainer: on_epoch(trainer.epoch + 1, trainer.epochs))
     return model
@@ -203,9 +214,6 @@ def run_training(spec: RunSpec, on_epoch: Callable[[int, int], None] | None = No
         on_epoch (Callable[[int, int], None] | None): Called with (epoch, epochs) after each epoch trained here.
         write (Callable[[str], None] | None): Writes a warning line on the console (default: standard error).
     """
-    import ultralytics
-    from ultralytics import YOLO
-
     _compat.require_patched("training a study run")  # a Ray worker: armed by the start-up hook like any process
     run_dir = spec.run_dir
     best, last = run_dir / "weights" / "best.pt", run_dir / "weights" / "last.pt"
@@ -241,8 +249,8 @@ def run_training(spec: RunSpec, on_epoch: Callable[[int, int], None] | None = No
     else:
         data_order = "seed" if _compat.shuffle_follows_seed() or seeded["applied"] else "fixed"
     wall = time.perf_counter() - t0
-    rows = _compat.read_results_csv(run_dir / "results.csv")
-    train_time = _compat.train_seconds(rows)
+    rows = read_results_csv(run_dir / "results.csv")
+    train_time = train_seconds(rows)
     return RunRecord(
         config=Path(spec.cfg).name,
         seed=spec.seed,
@@ -257,6 +265,6 @@ def run_training(spec: RunSpec, on_epoch: Callable[[int, int], None] | None = No
         host=platform.node(),
         pid=os.getpid(),
         package=str(Path(__file__).parents[1]),
-        ultralytics=ultralytics.__version__,
+        ultralytics=_compat.ultralytics_version(),
         data_order=data_order,
     )

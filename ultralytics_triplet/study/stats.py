@@ -1,7 +1,9 @@
-"""Statistics of a paired study, with the standard library only: Student's t quantiles and paired t-intervals.
+"""Statistics of a paired study, with the standard library only: Student's t, paired t-intervals and tests, Holm.
 
-Each variant is compared with the plain model at the same seed; the mean of those paired differences gets a
-two-sided t-interval with seeds − 1 degrees of freedom, and :func:`verdict` reads it in plain words.
+Each row is compared with the plain model at the same seed; the mean of those paired differences gets a two-sided
+t-interval with seeds − 1 degrees of freedom and the p-value of the paired t-test. Where a study makes several such
+comparisons, :func:`holm` adjusts their p-values (Holm's step-down method), and :func:`verdict` reads the interval,
+or the adjusted p-value, in plain words.
 """
 
 from __future__ import annotations
@@ -11,21 +13,21 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ._fields import Fields
+__all__ = ("LEVEL", "Interval", "holm", "mean_interval", "paired_interval", "t_quantile", "t_test_p", "verdict")
 
-__all__ = ("Interval", "paired_interval", "t_quantile", "verdict")
+LEVEL = 0.95  # every interval and test of the study: 95% intervals, tests at the 5% level
 
 
 @dataclass(frozen=True)
-class Interval(Fields):
-    """The mean paired difference ``b - a`` and its two-sided t-interval.
+class Interval:
+    """A mean and its two-sided t-interval: of paired differences ``b - a``, or of one sample.
 
     Attributes:
-        n (int): Number of pairs.
-        mean (float): Mean difference.
-        sd (float): Standard deviation of the differences (NaN with fewer than 2 pairs).
-        lo (float): Lower bound of the interval (NaN with fewer than 2 pairs).
-        hi (float): Upper bound of the interval (NaN with fewer than 2 pairs).
+        n (int): Number of values (pairs).
+        mean (float): Their mean.
+        sd (float): Their standard deviation (NaN with fewer than 2 values).
+        lo (float): Lower bound of the interval (NaN with fewer than 2 values).
+        hi (float): Upper bound of the interval (NaN with fewer than 2 values).
     """
 
     n: int
@@ -98,7 +100,7 @@ def t_quantile(p: float, df: int) -> float:
     return t if p > 0.5 else -t
 
 
-def paired_interval(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> Interval:
+def paired_interval(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> Interval:
     """Mean of the paired differences ``b - a`` with a two-sided t-interval.
 
     Args:
@@ -112,7 +114,11 @@ def paired_interval(a: Sequence[float], b: Sequence[float], level: float = 0.95)
     """
     if len(a) != len(b):
         raise ValueError(f"paired samples must have equal lengths, got {len(a)} and {len(b)}")
-    d = [y - x for x, y in zip(a, b)]
+    return mean_interval([y - x for x, y in zip(a, b)], level)
+
+
+def mean_interval(d: Sequence[float], level: float = LEVEL) -> Interval:
+    """Mean of ``d`` with a two-sided t-interval (``n - 1`` degrees of freedom)."""
     n = len(d)
     if n == 0:
         return Interval(0, math.nan, math.nan, math.nan, math.nan)
@@ -124,13 +130,49 @@ def paired_interval(a: Sequence[float], b: Sequence[float], level: float = 0.95)
     return Interval(n, mean, sd, mean - half, mean + half)
 
 
-def verdict(interval: Interval, metric: str) -> str:
-    """Plain-words reading of a paired interval: higher, lower, or no difference detectable at this many seeds."""
+def t_test_p(interval: Interval) -> float:
+    """Two-sided p-value of the t-test that the mean of ``interval`` is 0 (paired: no difference).
+
+    NaN with fewer than 2 values; 0 or 1 when the values do not vary (any mean but 0 is then certain).
+    """
+    n, mean, sd = interval.n, interval.mean, interval.sd
+    if n < 2 or math.isnan(sd):
+        return math.nan
+    if sd == 0:
+        return 1.0 if mean == 0 else 0.0
+    t = mean / (sd / math.sqrt(n))
+    df = n - 1
+    return min(1.0, _betainc(df / 2.0, 0.5, df / (df + t * t)))  # P(|T| >= |t|)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-adjusted p-values (step-down, controls the family-wise error rate), in the order given.
+
+    The smallest of m p-values is multiplied by m, the next by m - 1, and so on, each kept at least as large as the
+    one before and at most 1. NaN values (a comparison without a test) stay NaN and do not count in m.
+    """
+    order = sorted((p, k) for k, p in enumerate(p_values) if not math.isnan(p))
+    adjusted, running = [math.nan] * len(p_values), 0.0
+    for rank, (p, k) in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * p))
+        adjusted[k] = running
+    return adjusted
+
+
+def verdict(interval: Interval, metric: str, p_holm: float | None = None) -> str:
+    """Plain-words reading of a paired comparison: higher, lower, or no difference detectable at this many seeds.
+
+    Alone (``p_holm`` None) it reads the 95% interval; one of several comparisons, the Holm-adjusted p-value of its
+    t-test at the 5% level (which for a single comparison says the same as the interval).
+    """
     n = interval.n
     if n < 2 or math.isnan(interval.lo):
         return f"only {n} paired seed{'s' * (n != 1)}: no interval"
-    if interval.lo > 0:
-        return f"higher {metric} (95% CI above 0, {n} seeds)"
-    if interval.hi < 0:
-        return f"lower {metric} (95% CI below 0, {n} seeds)"
+    if p_holm is None:
+        if interval.lo > 0:
+            return f"higher {metric} (95% CI above 0, {n} seeds)"
+        if interval.hi < 0:
+            return f"lower {metric} (95% CI below 0, {n} seeds)"
+    elif p_holm < 1.0 - LEVEL and interval.mean != 0:
+        return f"{'higher' if interval.mean > 0 else 'lower'} {metric} (Holm p {p_holm:.2g}, {n} seeds)"
     return f"no difference detectable at {n} seeds"

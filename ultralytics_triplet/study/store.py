@@ -53,13 +53,14 @@ class Store:
             except (ValueError, KeyError, TypeError) as e:
                 raise ValueError(f"'{path}' is not a readable study file: {one_line(e)}") from None
             if old.get("fingerprint") != plan.fingerprint:
-                changed = [_SETTING_NAMES.get(k, k) for k in plan.settings if old_settings.get(k) != plan.settings[k]]
+                settings = plan.settings.to_json()
+                changed = [_SETTING_NAMES.get(k, k) for k in settings if old_settings.get(k) != settings[k]]
                 raise fail(FileExistsError, "out", f"'{self.out}' holds a different study (changed: "
                            f"{', '.join(dict.fromkeys(changed)) or 'settings'}); results of different settings are "
                            "never mixed: choose a new directory")
             return
         self.out.mkdir(parents=True, exist_ok=True)
-        write_text(path, json.dumps({"fingerprint": plan.fingerprint, "settings": plan.settings}, indent=2))
+        write_text(path, json.dumps({"fingerprint": plan.fingerprint, "settings": plan.settings.to_json()}, indent=2))
 
     def read(self, run: str) -> RunRecord | None:
         """The record of the finished run ``run``, or None (a half-written one cannot exist: writes are atomic)."""
@@ -67,10 +68,10 @@ class Store:
         if not path.is_file():
             return None
         try:
-            return RunRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
+            return RunRecord.from_json(json.loads(path.read_text(encoding="utf-8")))
         except (ValueError, TypeError, KeyError):
             return None
 
     def write(self, record: RunRecord) -> None:
         """Record a finished run, with its paths relative to the study folder."""
-        write_text(self.records / f"{record.run}.json", json.dumps(record.to_dict(), indent=2))
+        write_text(self.records / f"{record.run}.json", json.dumps(record.to_json(), indent=2))
