@@ -66,8 +66,8 @@ class _ZPool3(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, spatial: bool, handoff: list | None):
-        """Return x, then the maps of ``zpool_maps``."""
-        out = zpool_maps(x, spatial)
+        """Return x, then the maps of ``zpool_maps``, laid out for the gates' convolutions to save them."""
+        out = zpool_maps(x, spatial, channels_last=True)
         ctx.save_for_backward(x, *out)
         ctx.handoff, ctx.spatial = handoff, spatial
         return (x, *out)  # autograd returns x as a view of itself with this Function as its grad_fn
@@ -219,27 +219,40 @@ def _like(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return t.contiguous()
 
 
-def zpool_last(x_last: torch.Tensor, dim: int) -> torch.Tensor:
+def _stacked(pair: tuple[torch.Tensor, torch.Tensor], channels_last: bool) -> torch.Tensor:
+    """Max and mean maps (B, R, S) stacked as channels 0 and 1 of a (B, 2, R, S) map, laid out so that the orientation
+    a gate convolves it in (its longer side last) is contiguous or, with ``channels_last``, channels-last."""
+    tall = pair[0].shape[1] > pair[0].shape[2]
+    if tall:
+        pair = tuple(t.transpose(1, 2) for t in pair)
+    out = torch.stack(pair, -1).permute(0, 3, 1, 2) if channels_last else torch.stack(pair, 1)
+    return out.transpose(2, 3) if tall else out
+
+
+def zpool_last(x_last: torch.Tensor, dim: int, channels_last: bool = False) -> torch.Tensor:
     """Z-pool of a channels-last map ``x_last`` (B, H, W, C) over ``dim``: (B, 2, ., .), the other axes in order."""
-    return torch.stack((x_last.amax(dim), x_last.mean(dim)), 1)
+    return _stacked((x_last.amax(dim), x_last.mean(dim)), channels_last)
 
 
-def zpool_maps(x: torch.Tensor, spatial: bool = True) -> tuple[torch.Tensor, ...]:
+def zpool_maps(x: torch.Tensor, spatial: bool = True, channels_last: bool = False) -> tuple[torch.Tensor, ...]:
     """The Z-pooled maps of ``x`` (B, C, H, W): (B,2,C,W) pooled over H, (B,2,H,C) pooled over W and, when
     ``spatial``, (B,2,H,W) pooled over C; channel 0 of each is the max, channel 1 the mean.
 
     On maps of at most ``_LAST_POOL_POSITIONS`` positions the pools are taken from one channels-last copy of ``x``,
     where each reduces an outer axis (vectorized along C); on larger maps, where the copy costs more than it saves,
-    from ``x`` itself.
+    from ``x`` itself. Each map is laid out for its gate's convolution (``_stacked``); with ``channels_last``, in the
+    layout the convolutions train on, so that they save these very tensors for backward instead of copies.
     """
     if x.shape[2] * x.shape[3] <= _LAST_POOL_POSITIONS:
         x_last = x.permute(0, 2, 3, 1).contiguous()  # (B, H, W, C); no copy for a channels-last x
-        maps = [zpool_last(x_last, 1).transpose(2, 3), zpool_last(x_last, 2)]  # (B,2,W,C) -> (B,2,C,W); (B,2,H,C)
-        return (*maps, zpool_last(x_last, 3)) if spatial else tuple(maps)
-    pairs = [(_amax_h(x), x.mean(2)), (_amax_w(x).transpose(1, 2), x.mean(3).transpose(1, 2))]
-    if spatial:
-        pairs.append((x.amax(1), x.mean(1)))
-    return tuple(torch.stack(p, 1) for p in pairs)
+        pairs = [(x_last.amax(1).transpose(1, 2), x_last.mean(1).transpose(1, 2)), (x_last.amax(2), x_last.mean(2))]
+        if spatial:
+            pairs.append((x_last.amax(3), x_last.mean(3)))
+    else:
+        pairs = [(_amax_h(x), x.mean(2)), (_amax_w(x).transpose(1, 2), x.mean(3).transpose(1, 2))]
+        if spatial:
+            pairs.append((x.amax(1), x.mean(1)))
+    return tuple(_stacked(p, channels_last) for p in pairs)
 
 
 def gate_product(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor | None = None,

@@ -188,6 +188,7 @@ def test_each_call_follows_autocast_dtype_and_mode_changes(chosen):
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit.trace is deprecated, still what exporters call
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")  # a training-mode BatchNorm checks its batch size
 def test_each_call_follows_tracing(chosen):
     m, x = twins()[0].eval(), torch.randn(SMALL)
     with torch.no_grad():
