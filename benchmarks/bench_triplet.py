@@ -9,8 +9,10 @@ Usage:
 Per feature map (batch 8, float32, CPU): median and min-max wall time of an inference forward and of a training step
 (forward + backward), official vs ours, timed interleaved (one call of each in turn, repeated), their ratio, each time
 as a multiple of one full read+write pass over the map (``x * 1.0``), and the bytes autograd keeps for backward
-(every saved tensor's storage counted once, the input's excluded). Then whole yolov5s networks with attention after
-the last backbone C3 (the row before SPPF) and after every C3, each with the official module and with ours.
+(every saved tensor's storage counted once, the input's excluded). Then small maps (2x2, 5x5, 10x10 at 128-512
+channels, where each call's fixed costs weigh most) at batch 8 and 1, and whether ours takes at most the official
+module's time on every map. Then whole yolov5s networks with attention after the last backbone C3 (the row before
+SPPF) and after every C3, each with the official module and with ours.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from pathlib import Path
 
 TARGETS = {"forward": 3.0, "train": 2.5, "saved": 0.2, "floor": 3.0}
 MAPS = [(64, 80, 80), (256, 40, 40), (512, 20, 20)]
+SMALL_MAPS = [(c, s, s) for c in (128, 256, 512) for s in (2, 5, 10)]
+SMALL_BATCHES = (8, 1)
 
 
 def parse_args() -> argparse.Namespace:
@@ -37,6 +41,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--reps", type=int, default=None, help="timed repetitions per feature-map row")
     p.add_argument("--skip-networks", action="store_true", help="only the feature-map rows")
     p.add_argument("--skip-maps", action="store_true", help="only the whole-network rows")
+    p.add_argument("--skip-small", action="store_true", help="leave out the small maps")
     p.add_argument("--net-reps", type=int, default=None, help="timed repetitions per network (default 9, quick 3)")
     p.add_argument(
         "--breakdown", action="store_true", help="also split the dense network's module time into its steps"
@@ -141,12 +146,13 @@ def machine() -> str:
 
 
 # --- per-feature-map rows -------------------------------------------------------------------------------------
-def bench_map(c: int, h: int, w: int, reps: int) -> dict:
-    """Official vs ours on one (batch, c, h, w) map."""
+def bench_map(c: int, h: int, w: int, reps: int, batch: int | None = None) -> dict:
+    """Official vs ours on one (batch, c, h, w) map (batch: ``--batch`` unless given)."""
     torch.manual_seed(0)
     off, ours = OfficialTriplet(), TripletAttention()
     ours.load_state_dict(off.state_dict(), strict=True)
-    x = torch.randn(ARGS.batch, c, h, w)
+    batch = batch or ARGS.batch
+    x = torch.randn(batch, c, h, w)
     grad = torch.randn_like(x)
     xo, xu = x.clone().requires_grad_(), x.clone().requires_grad_()
 
@@ -181,6 +187,7 @@ def bench_map(c: int, h: int, w: int, reps: int) -> dict:
     off.train(), ours.train()
     return {
         "shape": (c, h, w),
+        "batch": batch,
         "t": t,
         "saved_off": saved_bytes(off, xo),
         "saved_ours": saved_bytes(ours, xu),
@@ -231,6 +238,50 @@ def report_maps(rows: list[dict]) -> list[str]:
         f"  ours forward / floor        {g_floor:6.2f}    aim    <= {TARGETS['floor']}     "
         f"{verdict(g_floor <= TARGETS['floor'])}",
     ]
+    return lines
+
+
+def report_small(rows: list[dict], reps: int) -> list[str]:
+    """Table lines for the small maps: official and ours, inference forward and training step, and their ratio."""
+    med = lambda r, k: statistics.median(r["t"][k])  # noqa: E731
+    lines = [
+        f"Small maps: float32, {ARGS.threads} threads, median of {reps} interleaved calls; times in us; ratio = "
+        "official / ours (above 1: ours faster)",
+        "",
+        f"{'batch x map':<16} {'fwd official':>12} {'fwd ours':>9} {'ratio':>6} {'train official':>15} "
+        f"{'train ours':>11} {'ratio':>6}",
+    ]
+    for r in rows:
+        name = f"{r['batch']} x " + "x".join(map(str, r["shape"]))
+        fo, fu, to, tu = (1e3 * med(r, k) for k in ("fwd_off", "fwd_ours", "train_off", "train_ours"))
+        lines.append(f"{name:<16} {fo:12.0f} {fu:9.0f} {fo / fu:6.2f} {to:15.0f} {tu:11.0f} {to / tu:6.2f}")
+    return lines
+
+
+def choice_cost(calls: int = 2000) -> str:
+    """What choosing the formulation costs per call (``TripletAttention.formulation``), in eager inference and
+    training on a small map: the part of every call that is not arithmetic."""
+    m, x = TripletAttention(), torch.randn(1, 128, 5, 5)
+    out = []
+    for label, grad in (("inference", False), ("training", True)):
+        with torch.set_grad_enabled(grad):
+            m.formulation(x)
+            t = [timed(lambda: m.formulation(x)) for _ in range(calls)]
+        out.append(f"{label} {1e3 * statistics.median(t):.1f} us")
+    return f"Choosing the formulation, per call (median of {calls}): " + ", ".join(out)
+
+
+def report_not_slower(rows: list[dict]) -> list[str]:
+    """Whether ours takes at most the official module's time on every map, inference and training step."""
+    med = lambda r, k: statistics.median(r["t"][k])  # noqa: E731
+    lines = ["", "Ours <= official on every map (median times):"]
+    for kind, label in (("fwd", "inference forward"), ("train", "training step")):
+        ratios = {f"{r['batch']} x " + "x".join(map(str, r["shape"])): med(r, f"{kind}_off") / med(r, f"{kind}_ours")
+                  for r in rows}
+        worst = min(ratios, key=ratios.get)
+        slower = [k for k, v in ratios.items() if v < 1]
+        lines.append(f"  {label:<18} {'PASS' if not slower else 'FAIL'}: lowest official/ours {ratios[worst]:.2f} "
+                     f"({worst})" + (f"; ours slower on {', '.join(slower)}" if slower else ""))
     return lines
 
 
@@ -321,11 +372,11 @@ def bench_networks(reps: int, imgsz: int = 320, batch: int = 2) -> list[str]:
 
 
 def bench_breakdown(reps: int, imgsz: int = 320, batch: int = 2) -> list[str]:
-    """Inference time of one module on each map of the dense placement, split into its steps (fast path)."""
+    """Inference time of one module on each map of the dense placement, split into the steps of forward_no_grad."""
     import torch.nn.functional as F
 
-    from ultralytics_triplet._fused import triplet_scale, zpool3
-    from ultralytics_triplet.nn import _gate_no_grad
+    from ultralytics_triplet._fused import gate_product, zpool_maps
+    from ultralytics_triplet.nn import _gate
 
     base, shapes = yolov5s().eval(), []
     c3 = [m for m in base.model if m.type.endswith(".C3")]
@@ -335,8 +386,8 @@ def bench_breakdown(reps: int, imgsz: int = 320, batch: int = 2) -> list[str]:
     for h in hooks:
         h.remove()
     lines = [
-        f"Dense placement, step by step: one inference forward (fast path, eval) on each map the {len(shapes)} modules "
-        f"see in yolov5s at imgsz {imgsz}, batch {batch}; ms, median of {reps} interleaved runs",
+        f"Dense placement, step by step: one inference forward (eval, no gradients) on each map the {len(shapes)} "
+        f"modules see in yolov5s at imgsz {imgsz}, batch {batch}; ms, median of {reps} interleaved runs",
         "",
         f"{'map CxHxW':<12} {'module':>7} {'pool':>7} {'3 convs':>8} {'BN+sigm':>8} {'scale':>7} {'map pass':>9} "
         f"{'module/pass':>12}" + (f" {'compiled':>9}" if ARGS.compile else ""),
@@ -347,18 +398,22 @@ def bench_breakdown(reps: int, imgsz: int = 320, batch: int = 2) -> list[str]:
         if shape not in per_shape:
             torch.manual_seed(0)
             m, x = TripletAttention().eval(), torch.randn(batch, *shape)
-            with torch.inference_mode():
-                _, *pooled = zpool3(x, True)
+            with torch.inference_mode():  # the steps of forward_no_grad
+                pooled = zpool_maps(x, True)
                 gates = [m.cw, m.hc, m.hw]
-                g = [_gate_no_grad(gate, p) for gate, p in zip(gates, pooled)]
+                g = [_gate(gate, p) for gate, p in zip(gates, pooled)]
                 a, b, c = g[0].transpose(1, 2), g[1].permute(0, 3, 2, 1), g[2]
                 k = m.kernel_size // 2
+                # each conv on the map orientation _gate gives it: the longer side last
+                oriented = [(p.transpose(2, 3).contiguous(), gate.conv.conv.weight.transpose(2, 3))
+                            if p.shape[2] > p.shape[3] else (p.contiguous(), gate.conv.conv.weight)
+                            for gate, p in zip(gates, pooled)]
                 fns = {
                     "module": lambda: m(x),
-                    "pool": lambda: zpool3(x, True),
-                    "gates": lambda: [_gate_no_grad(gate, p) for gate, p in zip(gates, pooled)],
-                    "convs": lambda: [F.conv2d(p, gate.conv.conv.weight, padding=k) for gate, p in zip(gates, pooled)],
-                    "scale": lambda: triplet_scale(x, a, b, c, 1 / 3),
+                    "pool": lambda: zpool_maps(x, True),
+                    "gates": lambda: [_gate(gate, p) for gate, p in zip(gates, pooled)],
+                    "convs": lambda: [F.conv2d(p, w, padding=k) for p, w in oriented],
+                    "scale": lambda: gate_product(x, a, b, c, 1 / 3),
                     "pass": lambda: x * 1.0,
                 }
                 if ARGS.compile:  # the module through inductor: fused pooling and scaling, the convs stay oneDNN's
@@ -366,7 +421,7 @@ def bench_breakdown(reps: int, imgsz: int = 320, batch: int = 2) -> list[str]:
                     compiled(x)
                     fns["compiled"] = lambda: compiled(x)
                 t = {key: statistics.median(v) for key, v in interleaved(fns, reps, warmup=3).items()}
-            t["rest"] = max(t.pop("gates") - t["convs"], 0.0)  # BN + sigmoid (and gate_conv's choice of method)
+            t["rest"] = max(t.pop("gates") - t["convs"], 0.0)  # BN + sigmoid (and the gates' transposes)
             per_shape[shape] = t
         t = per_shape[shape]
         for key in totals:
@@ -386,13 +441,13 @@ def bench_breakdown(reps: int, imgsz: int = 320, batch: int = 2) -> list[str]:
         f"the map passes the module cannot avoid (2 reads + 1 write) would be {3 * totals['pass']:.2f} ms",
     ]
     if ARGS.compile:
-        lines.append(f"  torch.compile (inductor) of the module: {totals['compiled']:.2f} ms, "
-                     f"{tm / totals['compiled']:.2f}x faster")
+        lines.append(f"  torch.compile (inductor) of the module: {totals['compiled']:.2f} ms; eager / compiled "
+                     f"{tm / totals['compiled']:.2f}")
     return lines + [""] + breakdown_training(shapes, batch)
 
 
 def breakdown_training(shapes: list[tuple], batch: int, steps: int = 20) -> list[str]:
-    """Shares of a training step (forward + backward, fast path) of the dense placement's modules, by kind of op.
+    """Shares of a training step (forward + backward, forward_fused) of the dense placement's modules, by kind of op.
 
     Measured with ``torch.profiler`` (which adds a cost per op, so small ops weigh a little more than they do
     unprofiled): each kind's inclusive CPU time over the summed self time of every op.
@@ -443,6 +498,13 @@ def main() -> None:
     if not ARGS.skip_maps:
         rows = [bench_map(c, h, w, reps) for c, h, w in MAPS]
         print("\n".join(report_maps(rows)), flush=True)
+        if not ARGS.skip_small:
+            small_reps = 5 * reps  # calls of a few hundred us: more of them for a stable median
+            small = [bench_map(c, h, w, small_reps, b) for b in SMALL_BATCHES for c, h, w in SMALL_MAPS]
+            print("\n" + "\n".join(report_small(small, small_reps)), flush=True)
+            print(choice_cost(), flush=True)
+            rows += small
+        print("\n".join(report_not_slower(rows)), flush=True)
     if not ARGS.skip_networks:
         print()
         print("\n".join(bench_networks(ARGS.net_reps or (3 if ARGS.quick else 9))), flush=True)

@@ -9,6 +9,8 @@ from ._version import __version__
 
 _LAZY = {
     "TripletAttention": "nn",
+    "set_formulation": "_formulation",
+    "get_formulation": "_formulation",
     "hookimpl": "hookspecs",
     "hookspec": "hookspecs",
     "register": "integration",

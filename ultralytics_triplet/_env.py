@@ -3,6 +3,7 @@
 ``ULTRALYTICS_TRIPLET_DISABLE``       ``1``: patch nothing until ``ultralytics_triplet.register()`` (default off)
 ``ULTRALYTICS_TRIPLET_PASS_THROUGH``  ``0``: inserted layers keep the paper's initialisation (default on)
 ``ULTRALYTICS_TRIPLET_PLUGINS``       ``a,b``: load only these third-party plugins (default: all)
+``ULTRALYTICS_TRIPLET_FORMULATION``   ``plain``: every TripletAttention runs its plain formulation (default ``auto``)
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 DISABLE = "ULTRALYTICS_TRIPLET_DISABLE"
 PASS_THROUGH = "ULTRALYTICS_TRIPLET_PASS_THROUGH"
 PLUGINS = "ULTRALYTICS_TRIPLET_PLUGINS"
+FORMULATION = "ULTRALYTICS_TRIPLET_FORMULATION"
 PREFIX = "ULTRALYTICS_TRIPLET"  # every variable above starts with it (the study passes them on to Ray workers)
 
 _FALSE = ("0", "false", "no", "off")

@@ -1,125 +1,32 @@
-"""Memory-lean autograd for Triplet Attention's two full-size steps: Z-pooling ``x`` and scaling ``x`` by its gates.
+"""Kernels of TripletAttention's eager CPU formulations: its two full-size steps, as memory-lean autograd Functions and
+without autograd.
 
-Only these two steps touch tensors the size of ``x``; the 7×7 convs, BatchNorms and sigmoids run on pooled maps that
-are a fraction of that size and stay in ordinary autograd. Each Function here saves ``x`` (already alive as the
-layer's input) plus small pooled-size tensors, and rebuilds what it needs in ``backward`` with a few passes over
-fresh buffers, instead of letting autograd keep full-size intermediates (permuted copies, broadcast products).
+Only two steps touch tensors the size of ``x``: Z-pooling ``x`` and scaling ``x`` by its gates. The 7×7 convs,
+BatchNorms and sigmoids run on pooled maps that are a fraction of that size and stay in ordinary autograd. Each
+Function here saves ``x`` (already alive as the layer's input) plus small pooled-size tensors, and rebuilds what it
+needs in ``backward`` with a few passes over fresh buffers, instead of letting autograd keep full-size intermediates
+(permuted copies, broadcast products).
 
 Functions:
     zpool3(x, spatial): ``x`` and its three Z-pools (over H, over W, and over C when ``spatial``) in one Function.
     triplet_scale(x, a, b, c, scale): ``x * (a + b + c) * scale`` with broadcast gates, saving only ``x`` and gates.
-    gate_conv(p, weight): a gate's 2 -> 1 "same" conv, as one matrix product when the pooled map is long and thin.
+    zpool_maps, gate_product: the same two steps without autograd.
 
 Full-size passes run a few samples at a time (about ``_SLICE_BYTES`` of ``x``), so the buffers a step reads back
-are still in cache. These are eager-mode fast paths for float32/float64 CPU tensors, the cases the tests compare
-with the plain formulation; everywhere else callers run plain tensor code (see ``use_fused``). A backward run with
+are still in cache. These serve ``TripletAttention.forward_fused`` and ``forward_no_grad``, which run only where the
+tests compare them with the plain formulation (see ``TripletAttention.formulation``). A backward run with
 ``create_graph=True`` differentiates the plain formulation of its step, so higher-order gradients are the plain ones.
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib
-import threading
-
 import torch
 import torch.nn.functional as F
-from torch.nn.modules import module as _module
 
-__all__ = ("gate_conv", "hooked", "plain", "triplet_scale", "use_fused", "zpool3")
+__all__ = ("gate_product", "triplet_scale", "zpool3", "zpool_last", "zpool_maps")
 
 _SLICE_BYTES = 1 << 20  # bytes of x per slice in the full-size loops: about half a core's L2 on current x86
-_VERIFIED = (torch.device("cpu").type, (torch.float32, torch.float64))  # where tests compare fast and plain paths
-_state = threading.local()  # .plain: nesting depth of ``plain()`` in this thread
-
-
-def _is_compiling() -> bool:
-    """Whether dynamo is tracing this code (``torch.compile``, ``torch.export``); works before torch 2.3 too."""
-    compiler = getattr(torch, "compiler", None)
-    if compiler is not None and hasattr(compiler, "is_compiling"):
-        return compiler.is_compiling() or getattr(compiler, "is_exporting", lambda: False)()
-    return importlib.import_module("torch._dynamo").is_compiling()  # torch < 2.3
-
-
-def _is_fx_tracing() -> bool:
-    """Whether ``torch.fx`` symbolic tracing is running (ultralytics' IMX export and FX quantization use it)."""
-    tracer = getattr(torch.fx, "_symbolic_trace", None)
-    probe = getattr(tracer, "is_fx_symbolic_tracing", None) or getattr(tracer, "is_fx_tracing", None)
-    return probe is not None and probe()
-
-
-def _in_transform() -> bool:
-    """Whether a ``torch.func`` transform (grad, vjp, jvp, vmap, ...) or forward-mode AD (``dual_level``) is active."""
-    peek = getattr(getattr(torch._C, "_functorch", None), "peek_interpreter_stack", None)
-    return (peek is not None and peek() is not None) or getattr(torch.autograd.forward_ad, "_current_level", -1) >= 0
-
-
-def _in_mode() -> bool:
-    """Whether a ``TorchDispatchMode`` or ``TorchFunctionMode`` is active (flop counters, fake tensors, export)."""
-    return bool(torch._C._len_torch_dispatch_stack()) or torch._C._is_torch_function_mode_enabled()
-
-
-def _autocast(device_type: str) -> bool:
-    """Whether autocast is on for ``device_type``."""
-    try:
-        return torch.is_autocast_enabled(device_type)
-    except TypeError:  # torch < 2.4 takes no argument
-        return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
-
-
-@contextlib.contextmanager
-def plain():
-    """Run every TripletAttention in this thread with the plain formulation (to compare, profile or debug).
-
-    Examples:
-        >>> with plain():
-        ...     y = model(x)
-    """
-    _state.plain = getattr(_state, "plain", 0) + 1
-    try:
-        yield
-    finally:
-        _state.plain -= 1
-
-
-def hooked(module: torch.nn.Module) -> bool:
-    """Whether a hook is registered on a submodule of ``module`` (not on ``module`` itself) or globally.
-
-    The fast path computes a submodule's result without calling it, so anything hooked below the module would see
-    nothing; the module's own hooks see the same input and output on both paths.
-    """
-    if (
-        _module._global_forward_hooks
-        or _module._global_forward_pre_hooks
-        or _module._global_backward_hooks
-        or _module._global_backward_pre_hooks
-    ):
-        return True
-    todo = list(module._modules.values())
-    while todo:  # a plain walk: this runs on every forward
-        m = todo.pop()
-        if m is not None:
-            if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks:
-                return True
-            todo.extend(m._modules.values())
-    return False
-
-
-def use_fused(x: torch.Tensor) -> bool:
-    """Whether the custom Functions may run for input ``x``: only where the tests verify they equal the plain path.
-
-    That is eager mode on a plain float32/float64 CPU tensor, without autocast. Every other context gets the plain
-    ops: TorchScript, ``torch.jit.trace``, ONNX export, ``torch.compile`` and ``torch.export`` (the Functions are
-    opaque to them), ``torch.fx`` tracing, ``torch.func`` transforms and forward-mode AD, dispatch and function
-    modes (flop counters, fake tensors), tensor subclasses, autocast, other devices and dtypes, and ``plain()``.
-    """
-    if torch.jit.is_scripting() or type(x) not in (torch.Tensor, torch.nn.Parameter):  # fx Proxy, subclasses
-        return False
-    if getattr(_state, "plain", 0) or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
-        return False
-    if x.device.type != _VERIFIED[0] or x.dtype not in _VERIFIED[1] or x.dim() != 4 or _autocast(x.device.type):
-        return False
-    return not (_is_fx_tracing() or _is_compiling() or _in_transform() or _in_mode())
+_LAST_POOL_POSITIONS = 1024  # zpool_maps pools maps of at most this many positions (H·W) from a channels-last copy
 
 
 def _amax_h(x: torch.Tensor) -> torch.Tensor:
@@ -158,19 +65,9 @@ class _ZPool3(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, spatial: bool, channels_last: bool, handoff: list | None):
-        """Return x, then (B,2,C,W) pooled over H, (B,2,H,C) pooled over W and, if ``spatial``, (B,2,H,W) over C.
-
-        With ``channels_last`` the maps are laid out (B, ., ., 2) in memory, the layout oneDNN's conv trains fastest
-        on, so the conv saves these very tensors for its backward instead of copies.
-        """
-        pairs = [(_amax_h(x), x.mean(2)), (_amax_w(x).transpose(1, 2), x.mean(3).transpose(1, 2))]
-        if spatial:
-            pairs.append((x.amax(1), x.mean(1)))
-        if channels_last:
-            out = tuple(torch.stack(p, -1).permute(0, 3, 1, 2) for p in pairs)
-        else:
-            out = tuple(torch.stack(p, 1) for p in pairs)
+    def forward(ctx, x: torch.Tensor, spatial: bool, handoff: list | None):
+        """Return x, then the maps of ``zpool_maps``, laid out for the gates' convolutions to save them."""
+        out = zpool_maps(x, spatial, channels_last=True)
         ctx.save_for_backward(x, *out)
         ctx.handoff, ctx.spatial = handoff, spatial
         return (x, *out)  # autograd returns x as a view of itself with this Function as its grad_fn
@@ -179,13 +76,13 @@ class _ZPool3(torch.autograd.Function):
     def backward(ctx, g_x: torch.Tensor | None, *grads: torch.Tensor | None):
         """Add each pooled map's gradient, spread back over the axis it pooled away, to g_x (see class docstring)."""
         if not ctx.needs_input_grad[0]:
-            return None, None, None, None
+            return None, None, None
         x, *pooled = ctx.saved_tensors
         owned = ctx.handoff is not None and g_x is not None and g_x.data_ptr() in ctx.handoff
         if ctx.handoff is not None:
             ctx.handoff.clear()
         if torch.is_grad_enabled():  # backward(create_graph=True): the plain ops' gradient, itself differentiable
-            return _plain_grad(lambda t: (t, *_plain_zpool3(t, ctx.spatial)), (x,), (g_x, *grads)) + (None,) * 3
+            return _plain_grad(lambda t: (t, *_plain_zpool3(t, ctx.spatial)), (x,), (g_x, *grads)) + (None,) * 2
         if owned:
             gx = g_x
         elif g_x is None:
@@ -202,7 +99,7 @@ class _ZPool3(torch.autograd.Function):
                 m, g_max, g_mean = (_like(t.unsqueeze(d), x) for t in (p[:, 0], g[:, 0], g[:, 1] / n))
                 terms.append((m, g_max, g_mean, d))
         if not terms:
-            return gx, None, None, None
+            return gx, None, None
         scratch = torch.empty_like(x[: _slice_len(x)])  # the mask, for one slice at a time
         for sl in _slices(x):
             xi, gi, mask = x[sl], gx[sl], scratch[: sl.stop - sl.start]
@@ -211,7 +108,7 @@ class _ZPool3(torch.autograd.Function):
             for m, g_max, _, d in terms:  # max parts: mask of the maximal positions (float), ties counted per line
                 torch.eq(xi, m[sl], out=mask)
                 gi.addcmul_(mask, g_max[sl] / mask.sum(d, keepdim=True))
-        return gx, None, None, None
+        return gx, None, None
 
 
 class _TripletScale(torch.autograd.Function):
@@ -226,11 +123,7 @@ class _TripletScale(torch.autograd.Function):
         """Scale ``x`` by the average of its broadcast gates."""
         ctx.scale, ctx.handoff = scale, handoff
         ctx.save_for_backward(x, a, b, c)
-        gates = _scaled(x, scale, a, b, c)
-        y = torch.empty_like(x)
-        for sl in _slices(x):
-            _mul_gate_sum(y[sl], x[sl], *(t[sl] for t in gates))
-        return y
+        return gate_product(x, a, b, c, scale)
 
     @staticmethod
     def backward(ctx, g: torch.Tensor):
@@ -326,15 +219,59 @@ def _like(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return t.contiguous()
 
 
-def zpool3(
-    x: torch.Tensor, spatial: bool = True, channels_last: bool = False, handoff: list | None = None
-) -> tuple[torch.Tensor, ...]:
+def _stacked(pair: tuple[torch.Tensor, torch.Tensor], channels_last: bool) -> torch.Tensor:
+    """Max and mean maps (B, R, S) stacked as channels 0 and 1 of a (B, 2, R, S) map, laid out so that the orientation
+    a gate convolves it in (its longer side last) is contiguous or, with ``channels_last``, channels-last."""
+    tall = pair[0].shape[1] > pair[0].shape[2]
+    if tall:
+        pair = tuple(t.transpose(1, 2) for t in pair)
+    out = torch.stack(pair, -1).permute(0, 3, 1, 2) if channels_last else torch.stack(pair, 1)
+    return out.transpose(2, 3) if tall else out
+
+
+def zpool_last(x_last: torch.Tensor, dim: int, channels_last: bool = False) -> torch.Tensor:
+    """Z-pool of a channels-last map ``x_last`` (B, H, W, C) over ``dim``: (B, 2, ., .), the other axes in order."""
+    return _stacked((x_last.amax(dim), x_last.mean(dim)), channels_last)
+
+
+def zpool_maps(x: torch.Tensor, spatial: bool = True, channels_last: bool = False) -> tuple[torch.Tensor, ...]:
+    """The Z-pooled maps of ``x`` (B, C, H, W): (B,2,C,W) pooled over H, (B,2,H,C) pooled over W and, when
+    ``spatial``, (B,2,H,W) pooled over C; channel 0 of each is the max, channel 1 the mean.
+
+    On maps of at most ``_LAST_POOL_POSITIONS`` positions the pools are taken from one channels-last copy of ``x``,
+    where each reduces an outer axis (vectorized along C); on larger maps, where the copy costs more than it saves,
+    from ``x`` itself. Each map is laid out for its gate's convolution (``_stacked``); with ``channels_last``, in the
+    layout the convolutions train on, so that they save these very tensors for backward instead of copies.
+    """
+    if x.shape[2] * x.shape[3] <= _LAST_POOL_POSITIONS:
+        x_last = x.permute(0, 2, 3, 1).contiguous()  # (B, H, W, C); no copy for a channels-last x
+        pairs = [(x_last.amax(1).transpose(1, 2), x_last.mean(1).transpose(1, 2)), (x_last.amax(2), x_last.mean(2))]
+        if spatial:
+            pairs.append((x_last.amax(3), x_last.mean(3)))
+    else:
+        pairs = [(_amax_h(x), x.mean(2)), (_amax_w(x).transpose(1, 2), x.mean(3).transpose(1, 2))]
+        if spatial:
+            pairs.append((x.amax(1), x.mean(1)))
+    return tuple(_stacked(p, channels_last) for p in pairs)
+
+
+def gate_product(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor | None = None,
+                 scale: float = 1.0) -> torch.Tensor:
+    """``x * (a + b + c) * scale`` without autograd, in a fresh buffer, a few samples at a time (see ``triplet_scale``
+    for the shapes)."""
+    gates = _scaled(x, scale, a, b, c)
+    y = torch.empty_like(x)
+    for sl in _slices(x):
+        _mul_gate_sum(y[sl], x[sl], *(t[sl] for t in gates))
+    return y
+
+
+def zpool3(x: torch.Tensor, spatial: bool = True, handoff: list | None = None) -> tuple[torch.Tensor, ...]:
     """Z-pool ``x`` (B, C, H, W) for all gates at once; see ``_ZPool3``.
 
     Args:
         x (torch.Tensor): Input of shape (B, C, H, W), any memory layout.
         spatial (bool): Also pool over C, for the spatial (H-W) gate.
-        channels_last (bool): Lay the pooled maps out channels-last (values unchanged).
         handoff (list | None): The same empty list given to ``triplet_scale`` when the alias of ``x`` feeds it.
 
     Returns:
@@ -342,7 +279,7 @@ def zpool3(
         pooled over H, (B,2,H,C) pooled over W and, when ``spatial``, (B,2,H,W) pooled over C; channel 0 of each
         map is the max, channel 1 the mean.
     """
-    return _ZPool3.apply(x, spatial, channels_last, handoff)
+    return _ZPool3.apply(x, spatial, handoff)
 
 
 def triplet_scale(
@@ -365,26 +302,3 @@ def triplet_scale(
         if t is not None and (t.dim() != 4 or t.shape[0] != x.shape[0]):
             raise ValueError(f"triplet_scale gates need x's batch size {x.shape[0]} and 4 dims, got {tuple(t.shape)}")
     return _TripletScale.apply(x, a, b, c, scale, handoff)
-
-
-def gate_conv(p: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """Conv2d(p, weight, bias, padding=k//2) for a (B,2,R,S) pooled map and a (1,2,k,k) kernel, fastest for its shape.
-
-    On CPU a long thin map (short side S <= 48, long side >= 4 S, not tiny) is one GEMM: rows of the k-row window of p
-    (B·R, 2·k·S) times a banded (2·k·S, S) matrix holding the kernel, so oneDNN's slow 2 -> 1 channel path is skipped.
-    """
-    r, s = p.shape[-2:]
-    if r < s:
-        return gate_conv(p.transpose(2, 3), weight.transpose(2, 3), bias).transpose(2, 3)
-    k = weight.shape[-1]
-    thin = s <= 48 and r >= 4 * s and p.shape[0] * r * s >= 1 << 15
-    if not thin or p.device.type != "cpu" or p.shape[1] != 2 or weight.shape[0] != 1:
-        return F.conv2d(p, weight, bias, padding=k // 2)
-    # band[c, kr, s', s] = weight[c, kr, s' - s + k//2] where that tap exists, else 0.
-    i = torch.arange(s, device=p.device)
-    tap = i[:, None] - i[None, :] + k // 2
-    band = weight[0][:, :, tap.clamp(0, k - 1)] * ((tap >= 0) & (tap < k)).to(weight.dtype)
-    rows = F.pad(p, (0, 0, k // 2, k // 2)).unfold(2, k, 1)  # (B, 2, R, S, k): [b, c, r, s', kr]
-    rows = rows.permute(0, 2, 1, 4, 3).reshape(p.shape[0] * r, 2 * k * s)
-    out = rows @ band.reshape(2 * k * s, s)
-    return (out if bias is None else out.add_(bias)).view(p.shape[0], 1, r, s)

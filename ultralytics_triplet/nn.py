@@ -13,38 +13,43 @@ k×k conv (2 → 1, no bias), BatchNorm and a sigmoid, and scales ``x`` by the r
 
     y = (x·g_cw + x·g_hc + x·g_hw) / 3        (the first two, / 2, when ``no_spatial``)
 
-Each gate holds 2·k² conv weights and 2 BN affine parameters: 300 parameters at k=7 for any channel count.
+Each gate holds 2·k² conv weights and 2 BN affine parameters: 300 parameters at k=7 for any channel count. A rotated
+gate only needs ``x`` pooled along one axis, and its output is ``x`` times a broadcast gate, so no formulation makes a
+full-size rotated copy of ``x``; the pooled maps are laid out as the official implementation's rotated tensors are,
+so its weights load unchanged (strict state-dict keys).
 
-The fast path: a rotated gate only needs ``x`` pooled along one axis, which is a small tensor, and its output is
-``x`` times a broadcast gate. So no full-size permuted copy of ``x`` is ever made; the pooled maps are laid out the
-way the official implementation's rotated tensors are, so its weights load unchanged (strict state-dict keys).
-Eager float32/float64 on CPU also runs the two full-size steps (pool, scale) as custom autograd Functions
-(``_fused.py``) that keep only ``x`` and pooled-size tensors for backward, and a long thin gate's conv as one GEMM
-when no gradient is needed. It runs only where tests show it equals the plain formulation (``gates()`` and the
-plain branch of ``forward``), which runs everywhere else: autocast, other devices and dtypes, scripting, tracing,
-``torch.fx``, ``torch.func``, ``torch.compile``/export, dispatch modes; ``create_graph`` backward differentiates it.
-Hooks: the fast path skips calling the gates' submodules, so it steps aside whenever any submodule (or the global
-registry) has a hook; profilers such as thop and ultralytics' GFLOPs then see every conv, on the plain path.
+One function, several formulations. ``forward`` runs the one ``TripletAttention.formulation`` names for the call; each
+is a ``forward_*`` method of the class, and the tests check every one against ``forward_plain`` on the same inputs and
+weights:
 
-Exports: ultralytics' ONNX, OpenVINO and NCNN exporters record the model with ``torch.jit.trace``. An eval-mode trace
-with nothing hooked below the module records the plain gates with each BatchNorm folded into its conv, in the layout
-ONNX Runtime and OpenVINO run fastest (``TripletAttention._traced_gates``); it holds no traced size, so dynamic-shape
-exports stay right at every size.
+    plain            each gate module called on its Z-pooled map (TorchScript, torch.fx, torch.compile/export, hooks
+                     below the module, other devices and dtypes, ``set_formulation("plain")``)
+    autocast         plain under autocast, the gates summed in the input's dtype
+    small            eager CPU float32/float64 on small maps: plain tensor ops on a channels-last copy
+    fused            eager CPU float32/float64 training on larger maps: pooling and scaling as memory-lean Functions
+    no_grad          eager CPU float32/float64 inference on larger maps: pooling and scaling as direct kernels
+    export           an eval-mode ``torch.jit.trace`` (the exporters'): BatchNorm folded, valid at every input size
+    export_onnx      ultralytics' static-shape ONNX export: full-axis pooling, a channels-last scaling
+    export_openvino  ultralytics' static-shape OpenVINO export: full-axis pooling
 """
 
 from __future__ import annotations
 
+import warnings
 from numbers import Integral
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._fused import _autocast, gate_conv, hooked, triplet_scale, use_fused, zpool3
+from . import _formulation
+from ._fused import gate_product, triplet_scale, zpool3, zpool_last, zpool_maps
 
 __all__ = ("AttentionGate", "ConvBN", "GateBatchNorm2d", "TripletAttention", "zpool")
 
 PASS_THROUGH_BIAS = 4.0  # TripletAttention.init_pass_through: gates start at sigmoid(4) = 0.982
+SMALL_SIDE_PRODUCT = 64  # eager calls on maps of at most this many positions (H·W) run forward_small ...
+SMALL_NUMEL = 1 << 15  # ... and so do those on maps of at most this many elements (B·C·H·W)
 
 
 def zpool(x: torch.Tensor, dim: int) -> torch.Tensor:
@@ -112,25 +117,6 @@ class AttentionGate(nn.Module):
         return self.conv(pooled).sigmoid()
 
 
-def _under_autocast(x: torch.Tensor) -> bool:
-    """Whether autocast is on for ``x``'s device, the one context where the gates' dtype differs from ``x``'s.
-
-    False for a ``torch.fx`` Proxy: a traced graph holds the ops of a run without autocast.
-    """
-    return isinstance(x, torch.Tensor) and _autocast(x.device.type)  # fx: a Proxy
-
-
-def _low_precision_grad(x: torch.Tensor) -> bool:
-    """Whether a gradient may flow through gates computed under autocast.
-
-    Then the hc gate passes an identity ``index_select`` on its way back to (B, C, H, 1): its backward writes the
-    gate's gradient into a fresh contiguous buffer, where a transposed view would send the bf16 conv's weight
-    gradient down a less accurate kernel (relative error 0.2 vs the official module's 0.007 with torch 2.15; the bf16
-    autocast gradient test checks it).
-    """
-    return torch.is_grad_enabled() and _under_autocast(x)
-
-
 def _foldable(gate: AttentionGate) -> bool:
     """Whether the gate's BatchNorm is an affine map with fixed statistics (eval mode, running stats, affine)."""
     bn = gate.conv.bn
@@ -155,25 +141,35 @@ def _folded(gate: AttentionGate) -> tuple[torch.Tensor, torch.Tensor] | None:
     return (weight.to(dtype), bias.to(dtype)) if low else (weight, bias)
 
 
-def _gate_no_grad(gate: AttentionGate, pooled: torch.Tensor) -> torch.Tensor:
-    """The same gate without autograd: its conv through ``gate_conv``, which is faster on long thin maps.
+def _gate(gate: AttentionGate, pooled: torch.Tensor, transposed: bool = False) -> torch.Tensor:
+    """``gate(pooled)`` for a (B, 2, R, S) map, its convolution in the layout oneDNN runs fastest, BatchNorm called.
 
-    In eval mode the BatchNorm is folded into the conv's weight and bias (``_folded``: one conv, no separate BatchNorm
-    call; on the small pooled maps each call costs more than its arithmetic).
+    oneDNN runs this 2 -> 1 channel convolution far slower on a tall map (R > S) than on its transpose, so a tall map
+    is convolved transposed with the kernel transposed (a "same" convolution commutes with transposing both), and the
+    gate transposed back. With gradients on, the map is laid out channels-last, where oneDNN's backward is faster.
+    With ``transposed``, ``pooled`` is the transpose of the map the gate's weights are for, and so is the result.
     """
-    folded = _folded(gate)
-    if folded is None:
-        return gate.conv.bn(gate_conv(pooled, gate.conv.conv.weight)).sigmoid()
-    return gate_conv(pooled, *folded).sigmoid_()
+    weight = gate.conv.conv.weight.transpose(2, 3) if transposed else gate.conv.conv.weight
+    tall = pooled.shape[2] > pooled.shape[3]
+    if tall:
+        pooled, weight = pooled.transpose(2, 3), weight.transpose(2, 3)
+    grad = torch.is_grad_enabled() and (pooled.requires_grad or weight.requires_grad)
+    pooled = pooled.contiguous(memory_format=torch.channels_last if grad else torch.contiguous_format)
+    out = gate.conv.bn(F.conv2d(pooled, weight, padding=weight.shape[-1] // 2)).sigmoid()
+    return out.transpose(2, 3) if tall else out
+
+
+def _is_channels_last(x: torch.Tensor) -> bool:
+    """Whether ``x`` is laid out channels-last (and not also contiguous, as a map with C = 1 or H = W = 1 is)."""
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
 def _traced_gate(gate: AttentionGate, pooled: torch.Tensor, transposed: bool = False) -> torch.Tensor:
-    """sigmoid(conv(pooled)) with the gate's BatchNorm folded into the conv (``_folded``).
+    """sigmoid(conv(pooled)) with the gate's BatchNorm folded into the conv (``_folded``), for an exported graph.
 
-    With ``transposed``, ``pooled`` is the transpose of the map the gate's weights are for; the kernel is transposed too
-    (a "same" convolution commutes with transposing both map and kernel), so the result is the transposed gate.
-    In an ONNX export the 2 -> 1 convolution is written as a depthwise one (each pooled channel with its own kernel)
-    and a sum over the two channels, which ONNX Runtime runs faster than a convolution with one output channel.
+    ``transposed`` as in ``_gate``. In an ONNX export the 2 -> 1 convolution is written as a depthwise one (each pooled
+    channel with its own kernel) and a sum over the two channels, which ONNX Runtime runs faster than a convolution
+    with one output channel.
     """
     weight, bias = _folded(gate)
     if transposed:
@@ -185,6 +181,20 @@ def _traced_gate(gate: AttentionGate, pooled: torch.Tensor, transposed: bool = F
     # The bias is added after the convolution, not passed to it: a folded bias is computed, not a parameter, and
     # X2Paddle (ultralytics' PaddlePaddle export) reads a convolution's bias only as a constant or a parameter.
     return (F.conv2d(pooled, weight, padding=padding) + bias.view(1, 1, 1, 1)).sigmoid()
+
+
+def _static_size(x: torch.Tensor) -> list[int]:
+    """``x``'s sizes as plain ints, which a trace records as constants (its graph then holds that size only)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # int() of a traced size: the intent here
+        return [int(n) for n in x.shape]
+
+
+def _pool_over_side(x: torch.Tensor, dim: int, side: int) -> torch.Tensor:
+    """Max and mean of ``x`` over spatial axis ``dim`` (2 or 3) of size ``side``, by pooling with a kernel that spans
+    it, concatenated on that axis: (B, C, 2, W) for H, (B, C, H, 2) for W."""
+    kernel = (side, 1) if dim == 2 else (1, side)
+    return torch.cat((F.max_pool2d(x, kernel), F.avg_pool2d(x, kernel)), dim)
 
 
 _LEGACY_GATES = {"ChannelGateH": "cw", "ChannelGateW": "hc", "SpatialGate": "hw"}  # tutorial name -> official name
@@ -279,21 +289,21 @@ class TripletAttention(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def gates(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Compute the gates, each shaped to broadcast against ``x`` (B, C, H, W).
+        """Compute the gates with the gate modules, each shaped to broadcast against ``x`` (B, C, H, W).
 
         Returns:
             (dict[str, torch.Tensor]): ``cw`` (B, C, 1, W), ``hc`` (B, C, H, 1) and, unless ``no_spatial``,
             ``hw`` (B, 1, H, W).
         """
-        if not torch.jit.is_scripting():  # TorchScript compiles the formulation below
-            if self._traced_eval(x):
-                return self._traced_gates(x)
+        return self._module_gates(x, False)
+
+    def _module_gates(self, x: torch.Tensor, fresh_hc_grad: bool) -> dict[str, torch.Tensor]:
+        """``gates``; with ``fresh_hc_grad``, the hc gate passes an identity ``index_select`` (``forward_autocast``)."""
         # Rotated maps as in the paper: cw sees a (C, W) map, hc an (H, C) map; gates rotate back by transposes.
-        # Pooled maps are made contiguous, as the official rotated copies are (see _low_precision_grad for why).
+        # Pooled maps are made contiguous, as the official rotated copies are (see forward_autocast for why).
         g_hc = self.hc(zpool(x, 3).transpose(2, 3).contiguous())  # (B,2,H,C) -> (B,1,H,C)
-        if not torch.jit.is_scripting():  # TorchScript: no autocast check, the plain ops as they are
-            if _low_precision_grad(x):
-                g_hc = g_hc.index_select(1, torch.zeros(1, dtype=torch.long, device=x.device))  # identity, see there
+        if fresh_hc_grad:
+            g_hc = g_hc.index_select(1, torch.zeros(1, dtype=torch.long, device=x.device))
         out = {
             "cw": self.cw(zpool(x, 2).contiguous()).transpose(1, 2),  # (B,2,C,W) -> (B,1,C,W) -> (B,C,1,W)
             "hc": g_hc.permute(0, 3, 2, 1),  # (B,1,H,C) -> (B,C,H,1)
@@ -302,74 +312,184 @@ class TripletAttention(nn.Module):
             out["hw"] = self.hw(zpool(x, 1).contiguous())  # (B,2,H,W) -> (B,1,H,W)
         return out
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Scale ``x`` by the average of its gates; the output has the shape of ``x``."""
-        if not torch.jit.is_scripting():  # TorchScript compiles only the plain formulation below
-            if self._fast(x):
-                return self._forward_fused(x)
-        g = self.gates(x)
-        # Summed in x's dtype: under autocast the bf16 gates' gradients are then rounded once, after their reduction
-        # (as in the official module), not per element of a full-size bf16 sum. Elsewhere the gates have x's dtype
-        # already and no cast is made: torch.fx readers such as Sony's MCT (ultralytics' IMX export) refuse Tensor.to.
-        cast = True  # TorchScript: no autocast check, the casts as they are
-        if not torch.jit.is_scripting():
-            cast = _under_autocast(x)
-        if cast:
-            g = {k: v.to(x.dtype) for k, v in g.items()}
-        s = 1 / len(g)  # on the small gates, not on their full-size sum
+    def _scaled(self, x: torch.Tensor, g: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``x`` times the average of its broadcast gates; the 1/3 (1/2) scales the small gates, not their sum."""
+        s = 1 / len(g)
         scale = g["cw"] * s + g["hc"] * s
         if not self.no_spatial:
             scale = scale + g["hw"] * s
         return x * scale
 
-    @torch.jit.unused
-    def _traced_eval(self, x: torch.Tensor) -> bool:
-        """Whether ``torch.jit.trace`` (and so ``torch.onnx.export``, OpenVINO's and PNNX's converters) records an
-        eval-mode forward with nothing hooked below the module and no autocast: then ``gates`` records the
-        formulation the runtimes of exported graphs execute fastest (``_traced_gates``)."""
-        if not torch.jit.is_tracing() or self.training or _under_autocast(x) or hooked(self):
-            return False
-        gates = (self.cw, self.hc) if self.no_spatial else (self.cw, self.hc, self.hw)
-        return all(_foldable(g) for g in gates)  # a check only: folding here would be recorded in the trace
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Scale ``x`` by the average of its gates; the output has the shape of ``x``.
 
-    @torch.jit.unused
-    def _traced_gates(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``gates`` for an exported eval-mode graph: the same gates, in the layout the runtimes run fastest.
-
-        Each gate's BatchNorm is folded into its conv (what ultralytics' ``fuse()`` does for its own Conv layers). Both
-        rotated gates convolve a map whose last axis is C, which ONNX Runtime's and OpenVINO's convolutions of one
-        output channel run faster than the tall (C, W) map (``cw`` with its kernel transposed for that). Each pooled
-        pair is concatenated on the axis it pooled away, so one transpose rotates it and one rotates the gate back.
+        Runs ``forward_<name>`` for the name ``formulation(x)`` gives; all compute the same function.
         """
+        if torch.jit.is_scripting():  # TorchScript compiles the plain formulation alone
+            return self.forward_plain(x)
+        return getattr(self, f"forward_{self.formulation(x)}")(x)
 
-        def pool(d: int) -> torch.Tensor:  # (max, mean) over axis d, concatenated along d
-            return torch.cat((x.amax(d, keepdim=True), x.mean(d, keepdim=True)), d)
+    @torch.jit.unused
+    def formulation(self, x: torch.Tensor) -> str:
+        """The formulation ``forward`` runs for ``x`` (the ``forward_<name>`` method): the one place it is chosen.
 
+        - ``"autocast"`` under autocast;
+        - ``"plain"`` after ``set_formulation("plain")``;
+        - in a ``torch.jit.trace`` (the exporters'): ``"export"`` for an eval-mode module with nothing hooked below it
+          and each BatchNorm on running statistics, or ``"export_onnx"`` / ``"export_openvino"`` when ultralytics'
+          exporter traces it for a static-shape ONNX / OpenVINO export; else ``"plain"``;
+        - in eager mode, on a plain float32/float64 CPU tensor with nothing hooked below the module, outside
+          ``torch.compile``/``torch.export``, ``torch.fx``, ``torch.func`` transforms and dispatch modes
+          (``_formulation.eager_fast_context``): ``"small"`` for maps of at most ``SMALL_SIDE_PRODUCT`` positions (H·W)
+          or ``SMALL_NUMEL`` elements, else ``"fused"`` with gradients and ``"no_grad"`` without;
+        - ``"plain"`` everywhere else.
+
+        Each call asks again: hooks, autocast, tracing, modes, dtypes and devices can change between calls.
+        """
+        if _formulation.autocast_on(x):
+            return "autocast"
+        if _formulation.plain_only():
+            return "plain"
+        if torch.jit.is_tracing():
+            return self._traced_formulation()
+        if not _formulation.eager_fast_context(x) or _formulation.hooked(self):
+            return "plain"
+        if x.shape[2] * x.shape[3] <= SMALL_SIDE_PRODUCT or x.numel() <= SMALL_NUMEL:
+            return "small"
+        return "fused" if torch.is_grad_enabled() else "no_grad"
+
+    @torch.jit.unused
+    def _traced_formulation(self) -> str:
+        """``formulation`` in a ``torch.jit.trace``: which exported graph, if the module's state allows one."""
+        if self.training or _formulation.hooked(self) or not all(_foldable(g) for g in self._gate_modules()):
+            return "plain"  # the trace records every module call, batch statistics and hooks as they are
+        target = _formulation.export_target()
+        if target == ("openvino", False):
+            return "export_openvino"
+        if target == ("onnx", False) and torch.onnx.is_in_onnx_export():
+            return "export_onnx"
+        return "export"
+
+    def _gate_modules(self) -> tuple[AttentionGate, ...]:
+        """The gates: cw, hc and, unless ``no_spatial``, hw."""
+        return (self.cw, self.hc) if self.no_spatial else (self.cw, self.hc, self.hw)
+
+    # ----------------------------------------------------------------------------------------------- the formulations
+
+    def forward_plain(self, x: torch.Tensor) -> torch.Tensor:
+        """The paper in code: each gate module called on its Z-pooled map (``gates``), ``x`` scaled by their average.
+
+        Every conv, BatchNorm and sigmoid is a module call, so hooks, profilers (thop, ultralytics' GFLOPs count),
+        ``torch.fx``, ``torch.compile`` and ``torch.export`` see each gate; TorchScript compiles this formulation.
+        """
+        return self._scaled(x, self.gates(x))
+
+    @torch.jit.unused
+    def forward_autocast(self, x: torch.Tensor) -> torch.Tensor:
+        """``forward_plain`` under autocast, which keeps each gate's weight gradient as accurate as the official
+        module's: the gates (in autocast's dtype) are summed in ``x``'s dtype, so their gradients are rounded once,
+        after their reduction; with gradients on, the hc gate passes an identity ``index_select``, whose backward hands
+        its conv a contiguous gradient (a transposed view would send the bf16 conv's weight gradient down a less
+        accurate kernel)."""
+        g = self._module_gates(x, torch.is_grad_enabled())
+        return self._scaled(x, {k: v.to(x.dtype) for k, v in g.items()})
+
+    @torch.jit.unused
+    def forward_fused(self, x: torch.Tensor) -> torch.Tensor:
+        """Eager CPU on larger maps: Z-pooling and scaling as memory-lean autograd Functions (``zpool3``,
+        ``triplet_scale``), which keep only ``x`` and pooled-size tensors for backward; each gate's conv in oneDNN's
+        fastest layout (``_gate``)."""
+        handoff = []  # lets the pooling's backward add into the product's fresh input-gradient buffer
+        x, *pooled = zpool3(x, not self.no_spatial, handoff)
+        g_cw = _gate(self.cw, pooled[0]).transpose(1, 2)  # (B,1,C,W) -> (B,C,1,W)
+        g_hc = _gate(self.hc, pooled[1]).permute(0, 3, 2, 1)  # (B,1,H,C) -> (B,C,H,1)
+        g_hw = None if self.no_spatial else _gate(self.hw, pooled[2])  # (B,1,H,W)
+        return triplet_scale(x, g_cw, g_hc, g_hw, 1 / len(pooled), handoff)
+
+    @torch.jit.unused
+    def forward_small(self, x: torch.Tensor) -> torch.Tensor:
+        """Eager CPU on small maps, where each kernel call costs more than its arithmetic: plain tensor ops on one
+        channels-last copy of ``x``, in which every Z-pool reduces an outer axis and each gate comes out laid out
+        for broadcasting against it; the product is put back in ``x``'s memory layout."""
+        b, c, h, w = x.shape
+        x_last = x.permute(0, 2, 3, 1).contiguous()  # (B, H, W, C)
+        s = 1 / len(self._gate_modules())
+        g_cw = _gate(self.cw, zpool_last(x_last, 1), transposed=True)  # over H: the (W, C) map; (B,1,W,C)
+        g_hc = _gate(self.hc, zpool_last(x_last, 2))  # over W: the (H, C) map; (B,1,H,C)
+        scale = g_cw * s + (g_hc * s).reshape(b, h, 1, c)
+        if not self.no_spatial:
+            scale = scale + (_gate(self.hw, zpool_last(x_last, 3)) * s).reshape(b, h, w, 1)  # (B,1,H,W) -> (B,H,W,1)
+        y = (x_last * scale).permute(0, 3, 1, 2)
+        return y.contiguous(memory_format=torch.channels_last if _is_channels_last(x) else torch.contiguous_format)
+
+    @torch.jit.unused
+    def forward_no_grad(self, x: torch.Tensor) -> torch.Tensor:
+        """Eager CPU without gradients: the pooling (``zpool_maps``) and the scaling (``gate_product``, in cache-sized
+        slices) as direct kernels, each gate's conv in oneDNN's fastest layout (``_gate``)."""
+        pooled = zpool_maps(x, not self.no_spatial)
+        g_cw = _gate(self.cw, pooled[0]).transpose(1, 2)  # (B,1,C,W) -> (B,C,1,W)
+        g_hc = _gate(self.hc, pooled[1]).permute(0, 3, 2, 1)  # (B,1,H,C) -> (B,C,H,1)
+        g_hw = None if self.no_spatial else _gate(self.hw, pooled[2])  # (B,1,H,W)
+        return gate_product(x, g_cw, g_hc, g_hw, 1 / len(pooled))
+
+    @torch.jit.unused
+    def forward_export(self, x: torch.Tensor) -> torch.Tensor:
+        """An eval-mode trace, valid at every input size: each gate's BatchNorm folded into its conv (``_traced_gate``),
+        max and mean over each axis by reductions."""
+        pooled = [torch.cat((x.amax(d, keepdim=True), x.mean(d, keepdim=True)), d) for d in (2, 3, 1)]
+        return self._scaled(x, self._export_gates(*pooled))
+
+    @torch.jit.unused
+    def forward_export_openvino(self, x: torch.Tensor) -> torch.Tensor:
+        """ultralytics' static-shape OpenVINO export: ``forward_export`` with the max and mean over H and over W as
+        pooling whose kernel spans the traced side (OpenVINO pools in its blocked layout; it reduces outside it).
+        The graph holds the traced size."""
+        _, _, h, w = _static_size(x)
+        pooled_c = torch.cat((x.amax(1, keepdim=True), x.mean(1, keepdim=True)), 1)
+        return self._scaled(x, self._export_gates(_pool_over_side(x, 2, h), _pool_over_side(x, 3, w), pooled_c))
+
+    def _export_gates(self, pooled_h: torch.Tensor, pooled_w: torch.Tensor, pooled_c: torch.Tensor
+                      ) -> dict[str, torch.Tensor]:
+        """The gates of an exported graph from the max/mean pairs concatenated on the axis each pooled away.
+
+        Both rotated gates convolve a map whose last axis is C (``cw`` the (W, C) map, its kernel transposed), which
+        the runtimes' one-output-channel convolutions run faster than the tall (C, W) map; one transpose rotates each
+        pair and one rotates its gate back.
+        """
         out = {
-            "cw": _traced_gate(self.cw, pool(2).permute(0, 2, 3, 1), transposed=True).permute(0, 3, 1, 2),  # (W, C)
-            "hc": _traced_gate(self.hc, pool(3).permute(0, 3, 2, 1)).permute(0, 3, 2, 1),  # (H, C)
+            "cw": _traced_gate(self.cw, pooled_h.permute(0, 2, 3, 1), transposed=True).permute(0, 3, 1, 2),  # (W, C)
+            "hc": _traced_gate(self.hc, pooled_w.permute(0, 3, 2, 1)).permute(0, 3, 2, 1),  # (H, C)
         }
         if not self.no_spatial:
-            out["hw"] = _traced_gate(self.hw, pool(1))  # (H, W)
+            out["hw"] = _traced_gate(self.hw, pooled_c)  # (H, W)
         return out
 
     @torch.jit.unused
-    def _fast(self, x: torch.Tensor) -> bool:
-        """Whether the fast path may run: a verified context (see ``use_fused``) and nothing hooked below us."""
-        return use_fused(x) and not hooked(self)
+    def forward_export_onnx(self, x: torch.Tensor) -> torch.Tensor:
+        """ultralytics' static-shape ONNX export, in the operations ONNX Runtime runs fastest; the graph holds the
+        traced size.
 
-    @torch.jit.unused
-    def _forward_fused(self, x: torch.Tensor) -> torch.Tensor:
-        """``forward`` with the memory-lean Functions: same gates, same result, only small tensors saved."""
-        grad = torch.is_grad_enabled()
-        handoff = []  # lets the pooling's backward add into the product's fresh input-gradient buffer
-        # Pooled maps channels-last when training: oneDNN's conv backward is several times faster on that layout.
-        x, *pooled = zpool3(x, not self.no_spatial, grad, handoff)
-        gate = AttentionGate.__call__ if grad else _gate_no_grad  # training: autograd through conv, BN, sigmoid
-        g_cw = gate(self.cw, pooled[0]).transpose(1, 2)  # (B,1,C,W) -> (B,C,1,W)
-        g_hc = gate(self.hc, pooled[1]).permute(0, 3, 2, 1)  # (B,1,H,C) -> (B,C,H,1)
-        g_hw = None if self.no_spatial else gate(self.hw, pooled[2])  # (B,1,H,W)
-        return triplet_scale(x, g_cw, g_hc, g_hw, 1 / len(pooled), handoff)
+        - max and mean over H and over W by pooling whose kernel spans the side (ONNX Runtime pools in its blocked
+          layout; it reduces outside it);
+        - max and mean over C as reductions over the last axis of the channels-last map reshaped to (B·H·W, C) (ONNX
+          Runtime reduces the channel axis of an NCHW map several times slower; without the reshape its transpose
+          optimizer folds the transpose back into that form);
+        - the gates laid out channels-last with the 1/3 (1/2) applied, added by broadcasting and multiplied into the
+          channels-last map, which is permuted back at the end.
+        """
+        b, c, h, w = _static_size(x)
+        x_last = x.permute(0, 2, 3, 1)  # (B, H, W, C)
+        rows = x_last.reshape(b * h * w, c)
+        pooled_c = torch.cat((rows.amax(1, keepdim=True), rows.mean(1, keepdim=True)), 1)  # (B·H·W, 2)
+        s = 1 / len(self._gate_modules())
+        g_cw = _traced_gate(self.cw, _pool_over_side(x, 2, h).permute(0, 2, 3, 1), transposed=True) * s  # (B,1,W,C)
+        g_hc = _traced_gate(self.hc, _pool_over_side(x, 3, w).permute(0, 3, 2, 1)) * s  # (B,1,H,C)
+        scale = g_cw + g_hc.reshape(b, h, 1, c)
+        if not self.no_spatial:
+            g_hw = _traced_gate(self.hw, pooled_c.reshape(b, h, w, 2).permute(0, 3, 1, 2)) * s  # (B,1,H,W)
+            scale = scale + g_hw.reshape(b, h, w, 1)
+        return (x_last * scale).permute(0, 3, 1, 2)
+
 
     @torch.no_grad()
     def init_pass_through(self, bias: float = PASS_THROUGH_BIAS) -> None:

@@ -26,18 +26,32 @@ def test_bench_deploy_prints_each_variants_overhead_node_counts_and_the_profile(
     assert p.returncode == 0, p.stderr[-3000:]
     out = p.stdout
     assert "Machine: " in out and "Command: " in out
-    row = re.search(r"^onnxruntime\s+64\s+([\d.]+)((?:\s+[+-][\d.]+% \([^)]*\)){4})\s*$", out, re.M)
-    assert row, out  # the plain model's ms, then four overheads with their quartiles
-    counts = re.search(r"^onnxruntime((?:\s+\d+){5})\s*$", out, re.M)
-    plain, triplet, neck, dense, official = map(int, counts.group(1).split())
+    row = re.search(r"^onnxruntime\s+64\s+([\d.]+)((?:\s+[+-][\d.]+% \([^)]*\)){5})\s*$", out, re.M)
+    assert row, out  # the plain model's ms, then five overheads with their quartiles
+    counts = re.search(r"^onnxruntime((?:\s+\d+){6})\s*$", out, re.M)
+    plain, triplet, neck, dense, official, any_size = map(int, counts.group(1).split())
     assert plain < triplet < neck < dense and official > plain  # each placement adds attention rows
-    assert "onnxruntime 64: dense" in out and "vs official-style" in out
+    assert any_size != dense  # the static graph of dense (full-axis pooling) and the one valid at every size differ
+    assert "onnxruntime 64: dense" in out and "vs official-style" in out and "vs its any-size graph" in out
     assert re.search(r"^onnxruntime 64: ms per inference by operation type", out, re.M)
     assert re.search(r"^ReduceMax\s+0\.000 \(\s*0\)", out, re.M)  # the plain model has no reduction; dense has
-    assert len(list((tmp_path / "out").rglob("*.onnx"))) == 5  # --keep: every variant's export stays
+    assert len(list((tmp_path / "out").rglob("*.onnx"))) == 6  # --keep: every variant's export stays
 
 
 def test_bench_deploy_refuses_bad_arguments_in_one_line(tmp_path):
     p = run([sys.executable, str(BENCHMARKS / "bench_deploy.py"), "--sizes", "100"], tmp_path, timeout=120)
     assert p.returncode == 2 and "--sizes must be multiples of 32, got [100]" in p.stderr
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_bench_triplet_reports_the_small_maps_and_whether_ours_is_never_slower(tmp_path):
+    p = run([sys.executable, str(BENCHMARKS / "bench_triplet.py"), "--skip-networks", "--reps", "2", "--batch", "2"],
+            tmp_path, timeout=900)
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = p.stdout
+    for batch in (8, 1):
+        for c in (128, 256, 512):
+            for side in (2, 5, 10):  # each small map: official and ours, inference and training step, two ratios
+                assert re.search(rf"^{batch} x {c}x{side}x{side}(\s+[\d.]+){{6}}\s*$", out, re.M), out
+    for label in ("inference forward", "training step"):  # a verdict over every map, small ones included
+        assert re.search(rf"^  {label}\s+(PASS|FAIL): lowest official/ours [\d.]+ \(\d+ x \d+x\d+x\d+\)", out, re.M)
