@@ -19,7 +19,9 @@ are behaviours rather than names:
     :data:`CHECKPOINT_MODEL_KEYS`, :data:`CHECKPOINT_RESUME_KEYS`  what a checkpoint dict holds;
     :data:`SHUFFLE_SEED`, :func:`shuffle_follows_seed`  how ``build_dataloader`` seeds its shuffle, and whether it
                                   follows the training seed (8.4) or not (8.3);
-    ``initialize_weights``        resets BatchNorm constants by an exact type test, which ``GateBatchNorm2d`` escapes.
+    ``initialize_weights``        resets BatchNorm constants by an exact type test, which ``GateBatchNorm2d`` escapes;
+    :func:`export_target`         ultralytics' ``Exporter`` traces the model inside its own call and holds
+                                  ``args.format`` / ``args.dynamic`` (which exported graph a trace records).
 
 ultralytics' public API (``YOLO`` and its ``train``/``val``/``export``, trainer callbacks, ``LOGGER``, ``TQDM``,
 ``get_flops``, the dataset checkers, ``LetterBox``, the task model classes) is imported where it is used. What the
@@ -314,3 +316,21 @@ def shuffle_follows_seed() -> bool:
     finally:
         cpu.set_state(state)
     return seeds[0] != seeds[1]
+
+
+def export_target() -> tuple[str, bool] | None:
+    """``(format, dynamic)`` of the ultralytics export in whose call this code runs, or None outside one.
+
+    ultralytics' ``Exporter`` holds the export arguments (``args.format``, ``args.dynamic``) and traces the model from
+    inside its own call, so the tracer's caller frames include it. Read once per traced module call; a trace made
+    any other way gets None.
+    """
+    frame = sys._getframe(1)
+    while frame is not None:
+        owner = frame.f_locals.get("self") if "self" in frame.f_code.co_varnames else None
+        cls = type(owner)
+        if cls.__name__ == "Exporter" and cls.__module__.startswith("ultralytics."):
+            args = getattr(owner, "args", None)
+            return str(getattr(args, "format", "")).lower(), bool(getattr(args, "dynamic", False))
+        frame = frame.f_back
+    return None

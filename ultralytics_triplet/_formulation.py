@@ -9,15 +9,15 @@ that overrides the choice:
   to compare, profile or debug). Process-wide, like timm's ``set_fused_attn``;
 - :func:`eager_fast_context`: whether a call may run the eager fast formulations (a plain float32/float64 CPU tensor,
   no tracer, compiler, transform or dispatch mode);
-- :func:`hooked`: whether any hook could see a submodule the fast formulations do not call;
-- :func:`export_target`: the format and shape mode of the ultralytics export that is tracing the module, if any.
+- :func:`hooked`: whether any hook could see a submodule the fast formulations do not call.
+
+Which ultralytics export is tracing the module is an ultralytics internal: ``_compat.export_target``.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
-import sys
 
 import torch
 from torch.nn.modules import module as _module
@@ -174,21 +174,3 @@ def hooked(module: torch.nn.Module) -> bool:
                 return True
             todo.extend(m._modules.values())
     return False
-
-
-def export_target() -> tuple[str, bool] | None:
-    """``(format, dynamic)`` of the ultralytics export in whose call this code runs, or None outside one.
-
-    ultralytics' ``Exporter`` holds the export arguments (``args.format``, ``args.dynamic``) and traces the model from
-    inside its own call, so the tracer's caller frames include it. Read once per traced module call; a trace made
-    any other way gets None.
-    """
-    frame = sys._getframe(1)
-    while frame is not None:
-        owner = frame.f_locals.get("self") if "self" in frame.f_code.co_varnames else None
-        cls = type(owner)
-        if cls.__name__ == "Exporter" and cls.__module__.startswith("ultralytics."):
-            args = getattr(owner, "args", None)
-            return str(getattr(args, "format", "")).lower(), bool(getattr(args, "dynamic", False))
-        frame = frame.f_back
-    return None

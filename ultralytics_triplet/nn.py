@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import _formulation
+from . import _compat, _formulation
 from ._fused import gate_product, triplet_scale, zpool3, zpool_last, zpool_maps
 
 __all__ = ("AttentionGate", "ConvBN", "GateBatchNorm2d", "TripletAttention", "zpool")
@@ -363,7 +363,7 @@ class TripletAttention(nn.Module):
         """``formulation`` in a ``torch.jit.trace``: which exported graph, if the module's state allows one."""
         if self.training or _formulation.hooked(self) or not all(_foldable(g) for g in self._gate_modules()):
             return "plain"  # the trace records every module call, batch statistics and hooks as they are
-        target = _formulation.export_target()
+        target = _compat.export_target()
         if target == ("openvino", False):
             return "export_openvino"
         if target == ("onnx", False) and torch.onnx.is_in_onnx_export():

@@ -17,7 +17,7 @@ import pytest
 import torch
 from helpers import pair, run_python
 
-from ultralytics_triplet import _formulation, get_formulation, set_formulation
+from ultralytics_triplet import _compat, get_formulation, set_formulation
 from ultralytics_triplet.nn import SMALL_NUMEL, SMALL_SIDE_PRODUCT, TripletAttention
 
 pytestmark = pytest.mark.newest_only
@@ -259,8 +259,8 @@ def called_by(exporter, fn):
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")
 def test_ultralytics_static_exports_get_their_runtimes_formulation(chosen):
-    assert _formulation.export_target() is None
-    assert called_by(fake_exporter("OpenVINO", False), _formulation.export_target) == ("openvino", False)
+    assert _compat.export_target() is None
+    assert called_by(fake_exporter("OpenVINO", False), _compat.export_target) == ("openvino", False)
     m, x = twins()[0].eval(), torch.randn(SMALL)
     for fmt, dynamic in [("openvino", False), ("openvino", True), ("onnx", False), ("torchscript", False)]:
         called_by(fake_exporter(fmt, dynamic), lambda: torch.jit.trace(m, x, check_trace=False))  # noqa: B023
