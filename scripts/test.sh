@@ -5,7 +5,8 @@
 #   3. the tests marked `compat` against the oldest supported ultralytics (the lower bound of the dependency declared
 #      in pyproject.toml, read back from the installed wheel's metadata);
 #   4. the unit tests under the oldest and the newest Python the package declares (its classifiers), each in a venv
-#      of its own built while steps 2 and 3 run; the newest Python's venv gets the newest torch release on the index
+#      of its own, built after step 3 and removed after its tests, one at a time so that the run never holds more than
+#      two torch installs (~6 GB each) on disk; the newest Python's venv gets the newest torch release on the index
 #      (pip's configured constraints set aside there; NEWEST_TORCH=0 keeps them). A Python this machine lacks is
 #      skipped with one line;
 #   5. on a full run that has taken less than HEAVY_BUDGET_S (default 1800 s), the heavy export tests (PaddlePaddle,
@@ -19,12 +20,9 @@ settings_state() { if [ -f "$USER_SETTINGS" ]; then sha256sum < "$USER_SETTINGS"
 SETTINGS_BEFORE=$(settings_state)
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"  # from here on YOLO_CONFIG_DIR is a throw-away directory
 source "$(dirname "${BASH_SOURCE[0]}")/_pythons.sh"
-BACKGROUND=()
 SUMMARY=()
 finish() {
     local status=$?
-    for pid in "${BACKGROUND[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
     if (( ${#SUMMARY[@]} )); then
         echo "== steps run (status $status):"
         printf '   %s\n' "${SUMMARY[@]}"
@@ -38,7 +36,7 @@ finish() {
 }
 trap finish EXIT
 
-# Step 4's venvs are built in the background from the start: downloading and unpacking torch is mostly waiting.
+# Step 4's Pythons, found now so that a missing one is said at the start.
 read -r OLDEST_PY NEWEST_PY <<< "$(declared_pythons)"
 [ -n "$OLDEST_PY" ] || { echo "the wheel declares no 'Programming Language :: Python :: 3.X' classifier" >&2; exit 1; }
 MATRIX=()
@@ -49,13 +47,7 @@ for py in $(printf '%s\n' "$OLDEST_PY" "$NEWEST_PY" | uniq); do
         SUMMARY+=("Python $py unit tests: skipped, no interpreter found")
         continue
     fi
-    newest_torch=0
-    if [ "$py" = "$NEWEST_PY" ] && [ "${NEWEST_TORCH:-1}" = 1 ]; then newest_torch=1; fi
-    mkdir -p "$WORK/py$py"
-    (prepare_python "$interpreter" "$WORK/py$py" "$newest_torch") > "$WORK/py$py/install.log" 2>&1 &
-    BACKGROUND+=($!)
-    MATRIX+=("$py:$!:$newest_torch")
-    echo "== Python $py ($interpreter): building its venv in the background"
+    MATRIX+=("$py:$interpreter")
 done
 
 echo "== ruff"
@@ -104,10 +96,14 @@ YOLO_CONFIG_DIR="$WORK/settings-oldest" PYTHONPATH="$WORK/ultralytics-$OLDEST" \
 SUMMARY+=("$STEP: passed ($((SECONDS - T)) s)")
 
 for entry in "${MATRIX[@]}"; do
-    IFS=: read -r py pid newest_torch <<< "$entry"
+    IFS=: read -r py interpreter <<< "$entry"
     T=$SECONDS
-    if ! wait "$pid"; then
-        echo "== Python $py: building its venv failed; the end of its log:" >&2
+    newest_torch=0
+    if [ "$py" = "$NEWEST_PY" ] && [ "${NEWEST_TORCH:-1}" = 1 ]; then newest_torch=1; fi
+    echo "== Python $py ($interpreter): building its venv ($(free_space "$WORK") free)"
+    mkdir -p "$WORK/py$py"
+    if ! (prepare_python "$interpreter" "$WORK/py$py" "$newest_torch") > "$WORK/py$py/install.log" 2>&1; then
+        echo "== Python $py: building its venv failed ($(free_space "$WORK") free); the end of its log:" >&2
         tail -n 30 "$WORK/py$py/install.log" >&2
         exit 1
     fi
@@ -120,6 +116,7 @@ for entry in "${MATRIX[@]}"; do
     YOLO_CONFIG_DIR="$WORK/settings-py$py" ULTRALYTICS_TRIPLET_EXPECT_ULTRALYTICS=$installed \
         "$python" -m pytest -p no:cacheprovider -ra -q -m "$(select_tests "not heavy")" unit "${REST[@]}"
     SUMMARY+=("$STEP: passed ($((SECONDS - T)) s)")
+    rm -rf "$WORK/py$py"
 done
 
 if (( ARGC > 0 )); then
