@@ -126,10 +126,13 @@ def test_plugins_prints_one_line_per_fact_and_the_same_as_json(tmp_path):
 
     import ultralytics
 
+    from ultralytics.nn.modules import CBAM
+
     from ultralytics_triplet import __version__
     from ultralytics_triplet._compat import supported_range
     from ultralytics_triplet.builtin import CFG_DIR
 
+    cbam = f"{CBAM.__module__}.{CBAM.__qualname__}"  # the built-in plugin registers ultralytics' own class
     p = run([*cli(), "plugins"], tmp_path)
     assert p.returncode == 0, p.stderr
     lines = p.stdout.strip().splitlines()
@@ -138,6 +141,7 @@ def test_plugins_prints_one_line_per_fact_and_the_same_as_json(tmp_path):
                         f"ultralytics{supported_range()})")
     assert "ultralytics patched: yes" in lines and "plugin: triplet" in lines
     assert "module: TripletAttention (ultralytics_triplet.nn.TripletAttention) from plugin triplet" in lines
+    assert f"module: CBAM ({cbam}) from plugin triplet, built with its input channel count" in lines
     assert f"model directory: {CFG_DIR} from plugin triplet" in lines
     generated = [line for line in lines if line.startswith("generated configs: ")]
     assert len(generated) == 1 and "ultralytics-triplet" in generated[0]
@@ -147,8 +151,11 @@ def test_plugins_prints_one_line_per_fact_and_the_same_as_json(tmp_path):
     facts = json.loads(p.stdout)
     assert facts["patched"] is True and facts["disabled"] is False and facts["version"] == __version__
     assert facts["ultralytics"] == {"version": ultralytics.__version__, "supported": supported_range(), "ok": True}
-    assert facts["modules"] == [{"name": "TripletAttention", "class": "ultralytics_triplet.nn.TripletAttention",
-                                 "plugin": "triplet"}]
+    assert facts["modules"] == [
+        {"name": "TripletAttention", "class": "ultralytics_triplet.nn.TripletAttention", "plugin": "triplet",
+         "takes_channels": False},
+        {"name": "CBAM", "class": cbam, "plugin": "triplet", "takes_channels": True},
+    ]
     assert {"path": str(CFG_DIR), "plugin": "triplet"} in facts["model_dirs"]
     assert facts["generated_configs"] == generated[0].split(": ", 1)[1]
     assert not list(tmp_path.iterdir())  # it only reads
