@@ -125,7 +125,6 @@ def test_plugins_prints_one_line_per_fact_and_the_same_as_json(tmp_path):
     import json
 
     import ultralytics
-
     from ultralytics.nn.modules import CBAM
 
     from ultralytics_triplet import __version__
