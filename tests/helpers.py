@@ -10,9 +10,11 @@ import contextlib
 import copy
 import os
 import re
+import signal
 import subprocess
 import sys
 import sysconfig
+import time
 from pathlib import Path
 
 import pytest
@@ -55,6 +57,38 @@ def run(cmd: list[str], cwd: Path, timeout: int = 600, **env: str) -> subprocess
 def run_python(code: str, cwd: Path, *args: str, timeout: int = 600, **env: str) -> subprocess.CompletedProcess:
     """Run ``code`` in a new interpreter (the same one running the tests) and return the finished process."""
     return run([sys.executable, *args, "-c", code], cwd, timeout=timeout, **env)
+
+
+def press_ctrl_c(proc: subprocess.Popen, checkpoint: Path, timeout: float = 300.0) -> str:
+    """Press Ctrl-C (SIGINT) in a training ``proc`` once it has saved ``checkpoint``, and again each time it saves it
+    anew; return the process's stderr once it has exited.
+
+    Python drops a KeyboardInterrupt that arrives while a finalizer runs (``Exception ignored in: <function
+    tqdm.__del__ ...>`` under ultralytics 8.3) and the program goes on, so a user presses Ctrl-C again. A new save of
+    the checkpoint after a press is the sign that the run went on. A save counts once two looks 0.1 s apart see the same
+    file, so no press lands while the file is being written. ``proc`` needs ``stderr=subprocess.PIPE``.
+    """
+    def saved() -> tuple[int, int] | None:
+        try:
+            st = checkpoint.stat()
+        except FileNotFoundError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    deadline = time.monotonic() + timeout
+    seen = pressed = None
+    while time.monotonic() < deadline:
+        try:
+            return proc.communicate(timeout=0.1)[1]  # reading stderr meanwhile keeps its pipe from filling up
+        except subprocess.TimeoutExpired:
+            pass
+        state = saved()
+        if state is not None and state == seen and state != pressed:
+            proc.send_signal(signal.SIGINT)
+            pressed = state
+        seen = state
+    proc.kill()
+    raise AssertionError(f"{proc.args} still ran {timeout:.0f} s after it started")
 
 
 def said(p: subprocess.CompletedProcess) -> list[str]:
