@@ -3,7 +3,10 @@
 Each row is compared with the plain model at the same seed; the mean of those paired differences gets a two-sided
 t-interval with seeds − 1 degrees of freedom and the p-value of the paired t-test. Where a study makes several such
 comparisons, :func:`holm` adjusts their p-values (Holm's step-down method), and :func:`verdict` reads the interval,
-or the adjusted p-value, in plain words.
+or the adjusted p-value, in plain words. Where a comparison detects nothing, :func:`detectable_difference` and
+:func:`seeds_needed` say how far from detectable it is: the smallest difference the seeds at hand would detect with
+the power :data:`POWER`, and how many seeds a difference of a given size would need, both from the observed spread of
+the paired differences (exact power of the paired t-test, through the noncentral t distribution).
 """
 
 from __future__ import annotations
@@ -13,9 +16,24 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ("LEVEL", "Interval", "holm", "mean_interval", "paired_interval", "t_quantile", "t_test_p", "verdict")
+__all__ = (
+    "LEVEL",
+    "POWER",
+    "Interval",
+    "detectable_difference",
+    "holm",
+    "mean_interval",
+    "paired_interval",
+    "power",
+    "seeds_needed",
+    "t_quantile",
+    "t_test_p",
+    "verdict",
+)
 
 LEVEL = 0.95  # every interval and test of the study: 95% intervals, tests at the 5% level
+POWER = 0.8  # the chance of detecting a difference that "detectable" promises
+MAX_SEEDS = 1000  # seeds_needed gives up (None) beyond this
 
 
 @dataclass(frozen=True)
@@ -176,3 +194,93 @@ def verdict(interval: Interval, metric: str, p_holm: float | None = None) -> str
     elif p_holm < 1.0 - LEVEL and interval.mean != 0:
         return f"{'higher' if interval.mean > 0 else 'lower'} {metric} (Holm p {p_holm:.2g}, {n} seeds)"
     return f"no difference detectable at {n} seeds"
+
+
+def _normal_cdf(x: float) -> float:
+    """Standard normal distribution function."""
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+
+def _noncentral_t_sf(t: float, df: int, ncp: float, steps: int = 800) -> float:
+    """P(T > t) for Student's t with ``df`` degrees of freedom and noncentrality ``ncp``.
+
+    T = (Z + ncp) / sqrt(V / df) with Z standard normal and V chi-square(df), so P(T > t) is the mean over V of
+    P(Z > t·sqrt(V / df) − ncp): integrated here over u = sqrt(V / df) with Simpson's rule on the bulk of its density.
+    """
+    k = df / 2.0
+    log_norm = math.log(2.0) + k * math.log(k) - math.lgamma(k)  # density of u: 2 k^k / Γ(k) u^(df-1) exp(-k u²)
+    spread = 1.0 / math.sqrt(2.0 * df)
+    hi = 1.0 + 40.0 * spread if df > 2 else 12.0
+    lo = max(0.0, 1.0 - 40.0 * spread) if df > 2 else 0.0
+    h = (hi - lo) / steps
+    total = 0.0
+    for i in range(steps + 1):
+        u = lo + i * h
+        if u <= 0.0 and df > 1:
+            continue  # the density is 0 at u = 0 except for df = 1 (a half-normal)
+        density = math.exp(log_norm + (df - 1) * math.log(u) - k * u * u) if df > 1 else math.exp(log_norm - k * u * u)
+        weight = 1 if i in (0, steps) else (4 if i % 2 else 2)
+        total += weight * density * (1.0 - _normal_cdf(t * u - ncp))
+    return min(1.0, max(0.0, total * h / 3.0))
+
+
+def power(difference: float, sd: float, n: int, alpha: float = 1.0 - LEVEL) -> float:
+    """Power of the two-sided paired t-test at level ``alpha`` with ``n`` pairs whose differences spread by ``sd``,
+    when the true mean difference is ``difference``: the chance that it reads "higher" or "lower".
+
+    Args:
+        difference (float): True mean of the paired differences.
+        sd (float): Their standard deviation.
+        n (int): Number of pairs (>= 2).
+        alpha (float): Level of the test.
+
+    Returns:
+        (float): The power, in [alpha, 1].
+    """
+    if n < 2 or not sd > 0:
+        raise ValueError(f"power needs n >= 2 pairs and sd > 0, got n={n}, sd={sd}")
+    df, ncp = n - 1, abs(difference) * math.sqrt(n) / sd
+    crit = t_quantile(1.0 - alpha / 2.0, df)
+    return _noncentral_t_sf(crit, df, ncp) + _noncentral_t_sf(crit, df, -ncp)
+
+
+def detectable_difference(sd: float, n: int, alpha: float = 1.0 - LEVEL, target: float = POWER) -> float:
+    """The smallest true mean difference the paired t-test detects with probability ``target`` at level ``alpha``,
+    with ``n`` pairs whose differences spread by ``sd``; NaN with fewer than 2 pairs or a NaN spread, 0 when the
+    differences do not vary."""
+    if n < 2 or math.isnan(sd):
+        return math.nan
+    if sd == 0:
+        return 0.0
+    lo, hi = 0.0, sd
+    while power(hi, sd, n, alpha) < target:
+        hi *= 2.0
+    for _ in range(60):  # bisection: power grows with the difference
+        mid = (lo + hi) / 2.0
+        lo, hi = (mid, hi) if power(mid, sd, n, alpha) < target else (lo, mid)
+        if hi - lo < 1e-6 * hi:
+            break
+    return hi
+
+
+def seeds_needed(difference: float, sd: float, alpha: float = 1.0 - LEVEL, target: float = POWER) -> int | None:
+    """About how many paired seeds detect a true mean difference ``difference`` with probability ``target`` at level
+    ``alpha``, if the paired differences keep spreading by ``sd`` (the spread observed so far).
+
+    Returns:
+        (int | None): The smallest such number of seeds (at least 2); None when the spread is unknown (NaN) or
+            more than ``MAX_SEEDS`` would be needed.
+    """
+    if math.isnan(sd) or not difference:
+        return None
+    if sd == 0:
+        return 2
+    if power(difference, sd, MAX_SEEDS, alpha) < target:
+        return None
+    lo, hi = 2, MAX_SEEDS  # power grows with n: the smallest n that reaches the target
+    if power(difference, sd, lo, alpha) >= target:
+        return lo
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if power(difference, sd, mid, alpha) < target else (lo, mid)
+    return hi
