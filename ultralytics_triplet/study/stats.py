@@ -2,8 +2,8 @@
 
 Each row is compared with the plain model at the same seed; the mean of those paired differences gets a two-sided
 t-interval with seeds − 1 degrees of freedom and the p-value of the paired t-test. Where a study makes several such
-comparisons, :func:`holm` adjusts their p-values (Holm's step-down method), and :func:`verdict` reads the interval,
-or the adjusted p-value, in plain words.
+comparisons, :func:`holm` adjusts their p-values (Holm's step-down method). ``decision.verdict`` reads the interval,
+or the adjusted p-value.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ("LEVEL", "Interval", "holm", "mean_interval", "paired_interval", "t_quantile", "t_test_p", "verdict")
+__all__ = ("LEVEL", "Interval", "holm", "mean_interval", "paired_interval", "t_quantile", "t_test_p")
 
 LEVEL = 0.95  # every interval and test of the study: 95% intervals, tests at the 5% level
 
@@ -157,22 +157,3 @@ def holm(p_values: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (len(order) - rank) * p))
         adjusted[k] = running
     return adjusted
-
-
-def verdict(interval: Interval, metric: str, p_holm: float | None = None) -> str:
-    """Plain-words reading of a paired comparison: higher, lower, or no difference detectable at this many seeds.
-
-    Alone (``p_holm`` None) it reads the 95% interval; one of several comparisons, the Holm-adjusted p-value of its
-    t-test at the 5% level (which for a single comparison says the same as the interval).
-    """
-    n = interval.n
-    if n < 2 or math.isnan(interval.lo):
-        return f"only {n} paired seed{'s' * (n != 1)}: no interval"
-    if p_holm is None:
-        if interval.lo > 0:
-            return f"higher {metric} (95% CI above 0, {n} seeds)"
-        if interval.hi < 0:
-            return f"lower {metric} (95% CI below 0, {n} seeds)"
-    elif p_holm < 1.0 - LEVEL and interval.mean != 0:
-        return f"{'higher' if interval.mean > 0 else 'lower'} {metric} (Holm p {p_holm:.2g}, {n} seeds)"
-    return f"no difference detectable at {n} seeds"
