@@ -56,7 +56,8 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture
 def one_thread():
-    """Keep torch on one thread for a test: the machine is shared and the models are tiny."""
+    """Keep torch on one thread for a test: the machine is shared and the models are tiny (tiny inputs gain nothing
+    from threads, and on a busy machine OpenMP's waiting makes each conv 10x slower)."""
     import torch
 
     n = torch.get_num_threads()

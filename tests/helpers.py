@@ -1,5 +1,6 @@
 """What several test files share: running code as a user would (a fresh interpreter, the console scripts) and reading
-what it printed, the checks of a usage error, and the stock model configs with a few model helpers.
+what it printed, the checks of a usage error, the stock model configs with a few model helpers, and made-up rows of a
+study (a plan, its records and costs, with no file behind them).
 
 Fixtures live in conftest.py; this module holds plain functions and constants, imported as ``from helpers import``.
 """
@@ -273,3 +274,50 @@ class ChannelPlugin:
     @hookimpl
     def register_channel_modules(self):
         return [ChannelGate]
+
+
+# ------------------------------------------------------------------------------------------------------ study rows
+
+
+def fake_plan(variants=None, seeds: int = 2):
+    """A study's plan over ``variants`` (default :func:`fake_variants`) without any file behind it: 1 epoch at 64 px."""
+    from ultralytics_triplet.study.options import StudyOptions
+    from ultralytics_triplet.study.plan import Plan, Settings
+
+    settings = Settings(format=1, model="yolov5n.yaml", model_sha256="m", task="detect", data="/d/data.yaml",
+                        data_sha256="d", data_files=24, nc=3, epochs=1, imgsz=64, batch=8, pretrained=None,
+                        pretrained_sha256=None, train_args={})
+    options = StudyOptions(data="/d/data.yaml", model="yolov5n.yaml", seeds=seeds, epochs=1, imgsz=64, batch=8)
+    return Plan(options=options, settings=settings, fingerprint="f", variants=variants or fake_variants())
+
+
+def fake_variants(*more):
+    """The plain yolov5n, and TripletAttention after layer 4 (plus ``more`` rows: (name, role, module))."""
+    from ultralytics_triplet.study.variants import Role, Variant
+
+    rows = [Variant("yolov5n.yaml", Role.PLAIN, "a"),
+            Variant("/s/models/yolov5n+TA@4.yaml", Role.VARIANT, "b", "after:4", "TripletAttention")]
+    rows += [Variant(name, role, name, None if role is Role.REFERENCE else "after:4", module)
+             for name, role, module in more]
+    return tuple(rows)
+
+
+def fake_records(values: dict[str, list[float]], order: str = "seed"):
+    """Records of every row's runs, seed by seed: mAP50-95 as given, mAP50 twice that."""
+    from ultralytics_triplet.study.run import RunRecord
+
+    return [RunRecord(config=config, seed=seed, run=f"{Path(config).stem}-seed{seed}", status="trained",
+                      metrics={"metrics/mAP50-95(B)": v, "metrics/mAP50(B)": 2 * v}, epochs_done=1, train_time_s=1.0,
+                      wall_s=2.0, run_dir="runs/r", weights="w.pt", ultralytics="8.3.0", data_order=order)
+            for config, vs in values.items() for seed, v in enumerate(vs)]
+
+
+def costed(rows, latencies: list[float]):
+    """The rows with made-up costs (latency in ms, in row order)."""
+    import dataclasses
+
+    from ultralytics_triplet.study.report import Cost
+
+    return [dataclasses.replace(r, cost=Cost(parameters=1000 + k, gflops=0.5, latency_ms=ms,
+                                             latency_ratio=ms / latencies[0], runtime="onnx"))
+            for k, (r, ms) in enumerate(zip(rows, latencies))]

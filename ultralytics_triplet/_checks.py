@@ -1,11 +1,14 @@
 """Argument checks every public function shares. Each error names the parameter as the Python caller wrote it.
 
-The message of every error raised here starts with the parameter's name and the exception carries it as ``param``,
-so the command line can say ``--out`` where a Python caller reads ``out`` (see ``cli.py``).
+The message of every error raised here starts with the parameter's name, and the exception carries its parts: the
+parameter as ``param``, the rest as ``detail`` and what to do about it as ``remedy`` (a :class:`Remedy`, worded for
+each caller). So the command line says ``--out`` where a Python caller reads ``out``, and ``pass --force`` where it
+reads ``pass force=True`` (see ``cli.py``), without reading the message's text.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from numbers import Integral
 from pathlib import Path
 from typing import Any
@@ -14,10 +17,34 @@ CHECKPOINT_SUFFIX = ".pt"
 YAML_SUFFIXES = (".yaml", ".yml")
 
 
-def fail(kind: type[Exception], param: str, text: str) -> Exception:
-    """Return ``kind(f"{param} {text}")`` with ``.param`` set, for the caller to raise."""
-    error = kind(f"{param} {text}")
-    error.param = param
+@dataclass(frozen=True)
+class Remedy:
+    """What a caller can do about an error, in its own words.
+
+    Attributes:
+        python (str): As a Python caller reads it (``pass force=True to overwrite it``).
+        command (str): As a user of the command line reads it (``pass --force to overwrite it``).
+    """
+
+    python: str
+    command: str
+
+
+OVERWRITE = Remedy("pass force=True to overwrite it", "pass --force to overwrite it")
+
+
+def fail(kind: type[Exception], param: str | None, text: str, remedy: Remedy | None = None) -> Exception:
+    """Return ``kind(f"{param} {text}; {remedy.python}")`` for the caller to raise, its parts set as ``param``,
+    ``detail`` (``text``) and ``remedy``.
+
+    Args:
+        kind (type[Exception]): The exception class.
+        param (str | None): The parameter the error is about, first in the message; None for none.
+        text (str): What is wrong.
+        remedy (Remedy | None): What to do about it, after a semicolon.
+    """
+    error = kind("; ".join(t for t in (f"{param} {text}" if param else text, remedy and remedy.python) if t))
+    error.param, error.detail, error.remedy = param, text, remedy
     return error
 
 
@@ -95,5 +122,5 @@ def check_output_file(param: str, path: str | Path, suffixes: tuple[str, ...], f
     if path.is_dir():
         raise fail(ValueError, param, f"'{path}' is a directory")
     if path.exists() and not force:
-        raise fail(FileExistsError, param, f"'{path}' already exists; pass force=True to overwrite it")
+        raise fail(FileExistsError, param, f"'{path}' already exists", OVERWRITE)
     return path

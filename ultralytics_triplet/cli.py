@@ -9,13 +9,15 @@
 
 Usage errors (argparse's and ours: a file that exists, a bad index, an unreadable checkpoint...) print one
 ``ultralytics-triplet: error: ...`` line to stderr and exit with status 2 without writing anything. Library errors
-name the Python parameter (``out``); this module says which flag that is (``--out``).
+name the Python parameter (``out``) and carry it, and what to do about the error, as parts of the exception
+(``_checks.fail``); this module says them in its own words (``--out``, ``pass --force``).
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
 import json
 import sys
 import warnings
@@ -27,7 +29,7 @@ from ._files import atomic_write
 from ._text import PROG, one_line
 from ._version import __version__
 from .placements import NAMES, cache_dir
-from .study.options import AFTER, EACH_BACKBONE, MODULE, RUNTIME, RUNTIMES, SCALE_UP
+from .study.options import AFTER, EACH_BACKBONE, MODULE, RUNTIME, RUNTIMES, SCALE_UP, StudyOptions
 
 # The modules a command runs (they import torch and ultralytics) are imported inside that command's function, so
 # `--help` and the other commands stay fast.
@@ -179,24 +181,20 @@ def cmd_visualize(args: argparse.Namespace) -> int:
 
 def cmd_study(args: argparse.Namespace) -> int:
     """Train the plain model, its references and each placement of each module over seeds; print the table."""
-    from .study import run_study  # lazy: see the note on imports at the top
+    from .study import conduct  # lazy: see the note on imports at the top
 
     if args.address and args.backend != "ray":
         raise UsageError("--address is for --backend ray")
-    extra = {} if args.workers is None else {"workers": args.workers}
+    options = StudyOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(StudyOptions)
+                              if f.name != "train_args"},
+                           train_args={} if args.workers is None else {"workers": args.workers})
     try:
-        result = run_study(
-            args.data, model=args.model, placements=args.placements, seeds=args.seeds, epochs=args.epochs,
-            imgsz=args.imgsz, batch=args.batch, pretrained=args.pretrained, device=args.device, out=args.out,
-            backend=args.backend, address=args.address, latency_runs=args.latency_runs, verbose=args.verbose,
-            modules=args.modules, references=args.references, latency=args.latency, **extra,
-        )
+        result = conduct(options)
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted; run the same command again to resume the study in {args.out}\n")
         return 130
     except RuntimeError as e:  # a training that failed (on Ray), or an export: the finished runs are recorded
-        text = one_line(e).replace("same call", "same command").replace("another latency", "another --latency")
-        sys.stderr.write(f"{PROG}: {text}\n")
+        sys.stderr.write(f"{PROG}: {_in_words(e)}\n")
         return 1
     log = _logger()
     log.info(f"\n{result.table}\n")
@@ -348,41 +346,42 @@ def build_parser() -> argparse.ArgumentParser:
                        "shows the runs; each run's log goes to runs/RUN/train.log. Resumable: the same command again "
                        "reuses finished runs, continues an interrupted one and trains only what is missing.")
     p.add_argument("--data", required=True, metavar="DATA.yaml", help="dataset YAML (a local file)")
-    p.add_argument("--model", default="yolo11n.yaml", metavar="MODEL.yaml",
+    p.add_argument("--model", default=StudyOptions.model, metavar="MODEL.yaml",
                    help="the plain model; named placement P is STEM-P.yaml (default: %(default)s)")
-    p.add_argument("--placements", nargs="+", default=list(NAMES), metavar="P",
+    p.add_argument("--placements", nargs="+", default=list(StudyOptions.placements), metavar="P",
                    help=f"placements to compare with the plain model: a named one ({', '.join(NAMES)}); "
                    f"{AFTER}I[,J...], the module after layers I, J, ... of MODEL (backbone and head counted "
                    f"together, as 'insert' counts), trained as STEM+TA@I,J.yaml; or {EACH_BACKBONE} (one {AFTER}I "
                    "per backbone layer); default: the named ones")
-    p.add_argument("--modules", nargs="+", default=[MODULE], metavar="M",
+    p.add_argument("--modules", nargs="+", default=list(StudyOptions.modules), metavar="M",
                    help="modules each placement is built with: any registered module (see 'plugins'), e.g. "
                    f"{MODULE} CBAM; another than {MODULE} is named STEM-M.yaml, STEM-M-neck.yaml, STEM+M@I.yaml "
                    f"(default: {MODULE})")
-    p.add_argument("--references", nargs="+", default=[], metavar="MODEL",
+    p.add_argument("--references", nargs="+", default=list(StudyOptions.references), metavar="MODEL",
                    help=f"plain models trained alike and compared like the variants: a config, or {SCALE_UP}, MODEL "
                    "at its next scale letter (yolov5n.yaml: yolov5s.yaml)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1, every row once per seed; >= 2 "
+    p.add_argument("--seeds", type=int, default=StudyOptions.seeds, help="seeds 0..N-1, every row once per seed; >= 2 "
                    "(default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=50, help="epochs per run (default: %(default)s)")
-    p.add_argument("--imgsz", type=int, default=640, help="image size (default: %(default)s)")
-    p.add_argument("--batch", type=int, default=16, help="batch size, -1 for auto (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=StudyOptions.epochs, help="epochs per run (default: %(default)s)")
+    p.add_argument("--imgsz", type=int, default=StudyOptions.imgsz, help="image size (default: %(default)s)")
+    p.add_argument("--batch", type=int, default=StudyOptions.batch,
+                   help="batch size, -1 for auto (default: %(default)s)")
     p.add_argument("--pretrained", metavar="BASE.pt",
                    help="start every row from these weights (layer-aligned, attention as a pass-through)")
     p.add_argument("--device", help="ultralytics device: 0, 0,1 (DDP), cpu (default: ultralytics chooses)")
     p.add_argument("--workers", type=int, help="dataloader workers per run (default: ultralytics' default)")
-    p.add_argument("--out", default="study", help="study directory: new, or holding this same study "
+    p.add_argument("--out", default=StudyOptions.out, help="study directory: new, or holding this same study "
                    "(default: %(default)s)")
-    p.add_argument("--backend", choices=("local", "ray"), default="local",
+    p.add_argument("--backend", choices=("local", "ray"), default=StudyOptions.backend,
                    help="local: one run after another here; ray: each run a Ray task (default: %(default)s)")
     p.add_argument("--address", help="Ray cluster address (default: a local Ray instance)")
-    p.add_argument("--latency", choices=RUNTIMES, default=RUNTIMES[0],
+    p.add_argument("--latency", choices=RUNTIMES, default=StudyOptions.latency,
                    help="where the latency column is measured: torch, the fused PyTorch model; "
                    + "; ".join(f"{r.name}, {r.label} on the model ultralytics' export writes (extra: "
                                f"ultralytics-triplet[{r.extra}])" for r in RUNTIME.values() if r.extra)
                    + " (default: %(default)s)")
-    p.add_argument("--latency-runs", type=int, default=20, help="interleaved rounds of the latency measurement "
-                   "(default: %(default)s)")
+    p.add_argument("--latency-runs", type=int, default=StudyOptions.latency_runs,
+                   help="interleaved rounds of the latency measurement (default: %(default)s)")
     p.add_argument("--verbose", action="store_true",
                    help="stream every run's full ultralytics log instead of the progress bar")
     p.set_defaults(func=cmd_study)
@@ -411,17 +410,20 @@ def main(argv: list[str] | None = None) -> int:
                          "ULTRALYTICS_TRIPLET_DISABLE)\n")
         return 2
     except (OSError, ValueError, ImportError) as e:  # OSError: exists, not found, permission
-        sys.stderr.write(f"{PROG}: error: {_as_flags(e, vars(args).get('flags', {}))}\n")
+        sys.stderr.write(f"{PROG}: error: {_in_words(e, vars(args).get('flags', {}))}\n")
         return 2
 
 
-def _as_flags(e: BaseException, flags: dict[str, str]) -> str:
-    """A library error's message with the Python parameter it names said as this command's flag (``--out``)."""
-    text = one_line(e)
-    param = getattr(e, "param", None)
-    if param and text.startswith(f"{param} "):
-        text = flags.get(param, "--" + param.replace("_", "-")) + text[len(param):]
-    return text.replace("pass force=True", "pass --force")
+def _in_words(e: BaseException, flags: dict[str, str] | None = None) -> str:
+    """A library error as this command says it, on one line: from its parts (``_checks.fail``) where it has them, the
+    parameter as this command's flag (``--out``, or ``flags[param]``) and the remedy in the command's words; else its
+    message."""
+    if not hasattr(e, "detail"):
+        return one_line(e)
+    param, remedy = e.param, e.remedy
+    flag = (flags or {}).get(param, "--" + param.replace("_", "-")) if param else ""
+    text = "; ".join(t for t in (f"{flag} {e.detail}" if flag else e.detail, remedy and remedy.command) if t)
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":

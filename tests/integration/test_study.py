@@ -20,8 +20,10 @@ from helpers import IMGSZ, assert_usage_error, clean_env, cli, press_ctrl_c, run
 from ultralytics_triplet import run_study as study
 from ultralytics_triplet.cli import main
 from ultralytics_triplet.data import make_shapes_dataset
+from ultralytics_triplet.study.decision import verdict
+from ultralytics_triplet.study.report import verdict_words, worth_words
 from ultralytics_triplet.study.run import RunSpec, run_training
-from ultralytics_triplet.study.stats import paired_interval, verdict
+from ultralytics_triplet.study.stats import paired_interval
 
 pytestmark = pytest.mark.compat  # but for the Ray test, marked newest_only
 
@@ -75,7 +77,8 @@ def test_local_study_writes_table_csv_and_chart_and_a_second_call_trains_nothing
     assert [r.config for r in result.rows] == configs
     assert " baseline " in table_row(text, configs[0])
     for r in result.rows[1:]:
-        assert r.verdict in table_row(text, r.config) and r.front in table_row(text, r.config)
+        line = table_row(text, r.config)
+        assert verdict_words(r.verdict) in line and line.endswith(worth_words(r.worth))
         assert r.verdict == verdict(r.verdict_metric.difference, "mAP50-95", r.p_holm)  # two comparisons: Holm
         assert r.cost.parameters - result.rows[0].cost.parameters == 300 * (1 if r.config.endswith("-triplet.yaml")
                                                                             else 3)

@@ -1,9 +1,12 @@
 """The ``ultralytics-triplet`` command's argument validation (``ultralytics_triplet.cli``), through in-process
 ``main([...])`` calls, which are fast and see the same code path as the console script: bad input exits 2 with one
-line and writes nothing."""
+line and writes nothing; what the library says is said in the command's words (``--out``, ``pass --force``, ``the
+same command``) from the parts its errors carry."""
 
 from __future__ import annotations
 
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,7 @@ from helpers import assert_usage_error
 
 from ultralytics_triplet.cli import main
 
-pytestmark = pytest.mark.compat
+pytestmark = pytest.mark.compat  # but for the Ray test, marked newest_only
 
 
 def files(directory: Path) -> dict[str, bytes]:
@@ -164,3 +167,149 @@ def test_visualize_bad_input_exits_2(shapes_data, tmp_path, capsys):
     assert_usage_error(main(["visualize", "yolov5n-triplet.yaml", image, "-o", out, "--imgsz", "64"]),
                        capsys.readouterr().err, "already exists")
     assert Path(out).read_bytes() == b"precious"
+
+
+# --------------------------------------------------------------------------------------------------------------- study
+
+
+@pytest.mark.parametrize("placement, words", [
+    ("after:99", ["'after:99'", "layer 99 is out of range", "valid layer indices are 0..", "the backbone is 0..9"]),
+    ("after:-1", ["'after:-1'", "out of range", "valid layer indices are 0.."]),
+    ("after:4,x", ["'after:4,x'", "'x' is not an int layer index", "valid layer indices are 0.."]),
+    ("after:", ["'after:' is empty", "valid layer indices are 0.."]),
+    ("after:4,4", ["layer 4 is listed twice", "valid layer indices are 0.."]),
+])
+def test_study_bad_position_is_one_line_listing_the_valid_indices_and_writes_nothing(placement, words, shapes_data,
+                                                                                         tmp_path, capsys):
+    out = tmp_path / "study"
+    argv = ["study", "--data", str(shapes_data), "--model", "yolov5n.yaml", "--placements", "triplet", placement,
+            "--out", str(out)]
+    assert_usage_error(main(argv), capsys.readouterr().err, "--placements", *words)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--data", "{tmp}/missing.yaml"], ["missing.yaml", "not found"]),
+    (["--placements", "triplet", "cbam"], ["'cbam'", "known placements: triplet, triplet-neck, triplet-dense, "
+                                                     "after:I[,J...], each-backbone"]),
+    (["--placements", "triplet", "after:8"], ["'triplet' and 'after:8' build the same model"]),
+    (["--seeds", "1"], ["seeds", ">= 2"]),
+    (["--model", "{tmp}/nope.yaml"], ["nope.yaml", "not found"]),
+    (["--pretrained", "{tmp}/base.pt"], ["base.pt", "not found"]),
+    (["--address", "127.0.0.1:6379"], ["--address", "--backend ray"]),
+    (["--epochs", "0"], ["epochs", ">= 1"]),
+    (["--modules", "Nope"], ["--modules", "'Nope'", "registered modules: TripletAttention (triplet), CBAM (triplet)"]),
+    (["--modules", "CBAM", "CBAM"], ["--modules", "listed twice"]),
+    (["--model", "yolov5x.yaml", "--references", "scale-up"],
+     ["--references", "'scale-up': yolov5x.yaml is the largest scale of its family (n, s, m, l, x)",
+      "valid choices: a model config, e.g. yolov5n.yaml, yolov5s.yaml, yolov5m.yaml, yolov5l.yaml"]),
+    (["--model", "yolov3.yaml", "--references", "scale-up"], ["--references", "'scale-up': yolov3.yaml has no scale",
+                                                             "valid choices: a model config"]),
+    (["--references", "yolov5n.yaml"], ["--references", "'yolov5n.yaml' builds the plain model itself"]),
+    (["--references", "{tmp}/nope.yaml"], ["--references", "nope.yaml", "does not resolve"]),
+    (["--references", "yolov5s.pt"], ["--references", "'yolov5s.pt' is neither scale-up nor a model config"]),
+    (["--latency", "tensorrt"], ["--latency", "invalid choice"]),
+])
+def test_study_bad_input_is_one_line_and_writes_nothing(args, words, shapes_data, tmp_path, capsys):
+    out = tmp_path / "study"
+    argv = ["study", "--data", str(shapes_data), "--model", "yolov5n.yaml", "--out", str(out), *args]
+    assert_usage_error(main([a.format(tmp=tmp_path) for a in argv]), capsys.readouterr().err, *words)
+    assert not out.exists()
+
+
+def test_study_a_placement_without_a_config_is_refused(shapes_data, tmp_path, capsys):
+    """A model given by path has no generated placements: its -triplet.yaml must exist beside it."""
+    from ultralytics.utils.checks import check_yaml
+
+    model = tmp_path / "mynet.yaml"
+    shutil.copy(check_yaml("yolov5.yaml"), model)
+    out = tmp_path / "study"
+    argv = ["study", "--data", str(shapes_data), "--model", str(model), "--placements", "triplet", "--out", str(out)]
+    assert_usage_error(main(argv), capsys.readouterr().err, "triplet", "mynet-triplet.yaml", "does not resolve")
+    assert not out.exists()
+
+
+def test_study_refuses_a_folder_with_other_files(shapes_data, tmp_path, capsys):
+    out = tmp_path / "study"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    code = main(["study", "--data", str(shapes_data), "--model", "yolov5n.yaml", "--out", str(out)])
+    assert_usage_error(code, capsys.readouterr().err, "not empty", "holds no study")
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+@pytest.mark.parametrize("latency, missing", [("openvino", "openvino"), ("onnx", "onnxruntime")])
+def test_study_latency_runtime_that_is_not_installed_is_one_line_naming_its_extra(latency, missing, shapes_data,
+                                                                                    tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, missing, None)  # what an import meets where the extra is not installed
+    out = tmp_path / "study"
+    code = main(["study", "--data", str(shapes_data), "--model", "yolov5n.yaml", "--placements", "triplet",
+                 "--latency", latency, "--out", str(out)])
+    assert_usage_error(code, capsys.readouterr().err, f"--latency '{latency}' needs {missing}",
+                       f"pip install 'ultralytics-triplet[{latency}]'")
+    assert not out.exists()
+
+
+@pytest.mark.newest_only
+def test_study_ray_backend_without_ray_prints_the_install_hint(shapes_data, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets where the extra is not installed
+    out = tmp_path / "study"
+    code = main(["study", "--data", str(shapes_data), "--model", "yolov5n.yaml", "--placements", "triplet",
+                 "--backend", "ray", "--out", str(out)])
+    assert_usage_error(code, capsys.readouterr().err, "pip install 'ultralytics-triplet[ray]'")
+    assert not out.exists()
+
+
+def test_study_options_are_the_flags_gathered_into_one_object(shapes_data, tmp_path, monkeypatch):
+    from ultralytics_triplet.study import steps
+    from ultralytics_triplet.study.options import StudyOptions
+
+    seen = []
+
+    def interrupted(options):  # what the command hands over; then Ctrl-C, before anything is done
+        seen.append(options)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(steps, "conduct", interrupted)
+    assert main(["study", "--data", str(shapes_data), "--model", "yolov5n.yaml", "--placements", "triplet", "after:4",
+                 "--seeds", "2", "--device", "cpu", "--workers", "0", "--out", str(tmp_path / "study")]) == 130
+    assert main(["study", "--data", str(shapes_data)]) == 130
+    assert seen == [
+        StudyOptions(data=str(shapes_data), model="yolov5n.yaml", placements=["triplet", "after:4"], seeds=2,
+                     device="cpu", out=str(tmp_path / "study"), modules=["TripletAttention"], references=[],
+                     train_args={"workers": 0}),
+        StudyOptions(data=str(shapes_data), placements=list(StudyOptions.placements), modules=["TripletAttention"],
+                     references=[]),  # every default is the options' own
+    ]
+
+
+@pytest.mark.parametrize("remedy, words", [
+    ("ANOTHER_LATENCY", "every run is recorded: the same command with another --latency reports them"),
+    ("RETRY", "the same command again retries the missing runs"),
+])
+def test_study_a_failure_after_training_says_what_to_do_in_the_commands_words(remedy, words, shapes_data, tmp_path,
+                                                                             monkeypatch, capsys):
+    """Exit status 1: not a usage error; the library's remedy (``same call``, ``latency``) as the command says it."""
+    from ultralytics_triplet._checks import fail
+    from ultralytics_triplet.study import backends, costs, steps
+
+    remedy = getattr(costs, remedy, None) or getattr(backends, remedy)
+
+    def failing(options):
+        raise fail(RuntimeError, None, "it failed", remedy)
+
+    monkeypatch.setattr(steps, "conduct", failing)
+    assert main(["study", "--data", str(shapes_data), "--out", str(tmp_path / "study")]) == 1
+    assert capsys.readouterr().err == f"ultralytics-triplet: it failed; {words}\n"
+    assert remedy.python != remedy.command  # the Python caller reads its own words
+
+
+def test_study_passes_a_foreign_message_on_as_it_is(shapes_data, tmp_path, monkeypatch, capsys):
+    from ultralytics_triplet.study import steps
+
+    def failing(options):
+        raise RuntimeError("the same call with another latency\nfails")  # words the library uses, from elsewhere
+
+    monkeypatch.setattr(steps, "conduct", failing)
+    assert main(["study", "--data", str(shapes_data), "--out", str(tmp_path / "study")]) == 1
+    assert capsys.readouterr().err == "ultralytics-triplet: the same call with another latency fails\n"

@@ -21,16 +21,7 @@ from ultralytics.nn.tasks import check_yaml, guess_model_scale, parse_model, yam
 from ultralytics_triplet import TripletAttention, insert_layers
 from ultralytics_triplet.placements import PLACEMENTS, cache_dir, insertion_points, parse_name
 
-pytestmark = pytest.mark.compat
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny inputs gain nothing from threads, and on a busy machine OpenMP's waiting makes each conv 10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [pytest.mark.compat, pytest.mark.usefixtures("one_thread")]  # tiny inputs gain nothing from threads
 
 
 def built(name: str) -> tuple[torch.nn.Sequential, list[int], int]:

@@ -8,12 +8,14 @@ tasks. Each row's result is the paired difference to the plain model at the same
 verdict (Holm-adjusted over the rows where there are several), its cost in the runtime the model ships in, and
 whether another row beats it on both accuracy and latency.
 
-One job per file: ``steps`` (``run_study`` and its steps), ``options`` (the words the arguments take), ``stats``
-(t quantiles, paired intervals and tests, Holm), ``variants`` (what each row builds, and its name), ``plan`` (rows and
-checked settings), ``fingerprint`` (what makes two studies the same), ``store`` (``study.json`` and the records),
-``run`` (one training run), ``data_order`` (each seed its own data order), ``console`` (progress bars, each run's log
-file), ``backends`` (local, Ray), ``report`` (summaries, table, CSV), ``decision`` (verdicts, the front), ``costs``
-(parameters, GFLOPs, latency in a runtime) and ``plot`` (the chart).
+One job per file: ``steps`` (``run_study``, ``conduct`` and the steps), ``options`` (``StudyOptions``, the one object
+that carries a study's options to every step, and the words they take), ``stats`` (t quantiles, paired intervals and
+tests, Holm), ``variants`` (what each row builds, its name and role), ``plan`` (the options checked, the rows and the
+settings), ``fingerprint`` (what makes two studies the same), ``store`` (``study.json`` and the records), ``run`` (one
+training run), ``data_order`` (each seed its own data order), ``console`` (progress bars, each run's log file),
+``backends`` (local, Ray), ``readings`` (verdicts and worth-it readings as typed values), ``decision`` (the verdicts,
+the front), ``report`` (summaries; the table and the CSV, where the readings become words), ``costs`` (parameters,
+GFLOPs, latency in a runtime) and ``plot`` (the chart).
 
 Output directory (``out``):
     study.json         the study's settings and their fingerprint (a changed setting is a different study)
@@ -29,16 +31,25 @@ Examples:
     >>> result = run_study("data.yaml", model="yolov5n.yaml", placements=["triplet", "after:4"], seeds=3,
     ...                    modules=["TripletAttention", "CBAM"], references=["scale-up"], latency="onnx")
     >>> print(result.table)
+
+    The same study from an options object (as the command line runs it):
+
+    >>> from ultralytics_triplet.study import StudyOptions, conduct
+    >>> result = conduct(StudyOptions("data.yaml", model="yolov5n.yaml", seeds=3, train_args={"workers": 0}))
 """
 
 from __future__ import annotations
 
-__all__ = ("StudyResult", "run_study")
+__all__ = ("StudyOptions", "StudyResult", "conduct", "run_study")
 
 
 def __getattr__(name: str):
-    """Import ``run_study`` and ``StudyResult`` on first use (PEP 562): the command line reads ``study.options`` for its
-    help text without importing torch and ultralytics."""
+    """Import the names on first use (PEP 562): the command line reads ``study.options`` for its help text without
+    importing torch and ultralytics."""
+    if name == "StudyOptions":
+        from .options import StudyOptions
+
+        return StudyOptions
     if name in __all__:
         from . import steps
 

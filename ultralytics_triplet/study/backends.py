@@ -13,15 +13,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import _env
-from .._checks import fail
+from .._checks import Remedy, fail
 from .._text import one_line
 from .console import Console
 from .data_order import listed_devices
 from .run import RunRecord, RunSpec, run_training
 
-__all__ = ("RAY_HINT", "import_ray", "run_local", "run_ray")
+__all__ = ("RAY_HINT", "RETRY", "import_ray", "run_local", "run_ray")
 
 RAY_HINT = "'ray' needs Ray, an optional extra: pip install 'ultralytics-triplet[ray]'"
+RETRY = Remedy("the same call again retries the missing runs", "the same command again retries the missing runs")
 OnDone = Callable[[RunSpec, RunRecord], None]
 
 
@@ -84,8 +85,8 @@ def run_ray(specs: Sequence[RunSpec], on_done: OnDone, address: str | None, devi
                 ray.cancel(ref)  # a KeyboardInterrupt in the task: ultralytics leaves last.pt resumable
             raise
         if failures:
-            raise RuntimeError(f"{len(failures)} run{'s' * (len(failures) > 1)} failed on Ray: {failures[0]}; the same "
-                               "call again retries the missing runs")
+            raise fail(RuntimeError, None, f"{len(failures)} run{'s' * (len(failures) > 1)} failed on Ray: "
+                       f"{failures[0]}", RETRY)
     finally:
         if started:
             ray.shutdown()

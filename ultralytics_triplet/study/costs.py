@@ -26,29 +26,35 @@ import torch
 from ultralytics import YOLO
 
 from .. import _compat
+from .._checks import Remedy, fail
 from .._text import one_line
 from ..loading import load_model
 from ..measure import input_channels, interleaved, model_stats, ort_session, ov_compiled
 from .console import Steps, captured
 from .options import RUNTIME, Runtime
+from .plan import Plan
 from .report import Cost, Summary
 
-__all__ = ("EXPORT_LOG", "THREADS", "measure_costs", "settings")
+__all__ = ("ANOTHER_LATENCY", "EXPORT_LOG", "THREADS", "measure_costs", "settings")
 
 THREADS = 1
 EXPORT_LOG = "export.log"  # in the study folder: what ultralytics' exporter printed
+ANOTHER_LATENCY = Remedy("every run is recorded: the same call with another latency reports them",
+                         "every run is recorded: the same command with another --latency reports them")
 
 
 def _on_gpu(device: Any) -> bool:
     return torch.cuda.is_available() and str(device if device is not None else "").lower() not in ("cpu", "mps")
 
 
-def settings(runtime: Runtime, imgsz: int, rounds: int, device: Any = None) -> str:
-    """How the latency column was measured, for the table's footnote (after the column's name)."""
-    lead = (f"batch-1 latency at imgsz {imgsz}, median of {rounds} interleaved rounds (in brackets: vs the plain model "
-            "in the same rounds), first seed's weights; ")
+def settings(plan: Plan) -> str:
+    """How the latency column of ``plan`` is measured, for the table's footnote (after the column's name)."""
+    options, imgsz = plan.options, plan.settings.imgsz
+    runtime = RUNTIME[options.latency]
+    lead = (f"batch-1 latency at imgsz {imgsz}, median of {options.latency_runs} interleaved rounds (in brackets: vs "
+            "the plain model in the same rounds), first seed's weights; ")
     if runtime.name == "torch":
-        where = "GPU, each call synchronized" if _on_gpu(device) else f"CPU, {THREADS} thread"
+        where = "GPU, each call synchronized" if _on_gpu(options.device) else f"CPU, {THREADS} thread"
         return f"{lead}PyTorch {torch.__version__}, eager, Conv+BN fused, {where}."
     exported = (f"exported by ultralytics {_compat.ultralytics_version()} model.export(format='{runtime.export}', "
                 f"imgsz={imgsz}, batch=1), its defaults otherwise")
@@ -73,9 +79,8 @@ def _export(weights: Path, runtime: Runtime, imgsz: int, config: str) -> Path:
         with _compat.no_autoinstall():  # nothing is installed behind the user's back: the extra was checked
             exported = Path(YOLO(str(weights)).export(format=runtime.export, imgsz=imgsz, batch=1, device="cpu"))
     except Exception as e:
-        raise RuntimeError(f"latency '{runtime.name}': ultralytics {_compat.ultralytics_version()} could not export "
-                           f"{config} ({type(e).__name__}: {one_line(e)}); every run is recorded: the same call with "
-                           "another latency reports them") from None
+        raise fail(RuntimeError, None, f"latency '{runtime.name}': ultralytics {_compat.ultralytics_version()} could "
+                   f"not export {config} ({type(e).__name__}: {one_line(e)})", ANOTHER_LATENCY) from None
     return next(exported.glob("*.xml")) if exported.is_dir() else exported
 
 
@@ -102,14 +107,15 @@ def _torch_runners(models: Sequence[torch.nn.Module], imgsz: int, device: Any) -
     return runners
 
 
-def measure_costs(rows: Sequence[Summary], out: Path, imgsz: int, latency: str, rounds: int, device: Any = None,
-                  verbose: bool = False) -> list[Summary]:
-    """The rows with their :class:`Cost`: parameters and GFLOPs of each first-seed model, latency in ``latency``.
+def measure_costs(rows: Sequence[Summary], plan: Plan, out: Path) -> list[Summary]:
+    """The rows with their :class:`Cost`: parameters and GFLOPs of each first-seed model, latency in the plan's
+    runtime (``latency``), at its image size, over ``latency_runs`` interleaved rounds, on its ``device``.
 
     Exports (``onnx``, ``openvino``) are written beside each run's weights, with one progress bar over them;
     what the exporter prints goes to ``out/export.log``, its warnings to the console too.
     """
-    runtime = RUNTIME[latency]
+    options, imgsz = plan.options, plan.settings.imgsz
+    runtime, device = RUNTIME[options.latency], options.device
     models = [load_model(out / r.weights) for r in rows]
     stats = [model_stats(m, imgsz) for m in models]
     previous = torch.get_num_threads()
@@ -123,14 +129,14 @@ def measure_costs(rows: Sequence[Summary], out: Path, imgsz: int, latency: str, 
             try:
                 for r in rows:
                     steps.start(r.config)
-                    with captured(out / EXPORT_LOG, verbose, label=f"export {r.config}", write=steps.write):
+                    with captured(out / EXPORT_LOG, options.verbose, label=f"export {r.config}", write=steps.write):
                         files.append(_export(out / r.weights, runtime, imgsz, r.config))
                     steps.finish()
             finally:
                 steps.close()
             runners = [_runner(runtime, f, imgsz, input_channels(m)) for f, m in zip(files, models)]
         with torch.inference_mode():
-            times = interleaved({r.config: f for r, f in zip(rows, runners)}, rounds,
+            times = interleaved({r.config: f for r, f in zip(rows, runners)}, options.latency_runs,
                                 progress=f"latency {runtime.label}")
     finally:
         torch.set_num_threads(previous)

@@ -1,19 +1,23 @@
-"""The words a study's arguments take: placement forms, modules, references, latency runtimes (and their extras).
+"""A study's options: :class:`StudyOptions`, the one object that carries them, and the words they take (placement
+forms, modules, references, latency runtimes and their extras).
 
-Light on purpose (no torch, no ultralytics): the command line reads these for its help text, and a runtime's
-packages are checked before anything trains.
+Light on purpose (no torch, no ultralytics): the command line reads these for its help text and builds the options
+from its flags, and a runtime's packages are checked before anything trains.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from .._checks import fail
 from ..placements import NAMES
 
-__all__ = ("AFTER", "EACH_BACKBONE", "FORMS", "MODULE", "RUNTIME", "RUNTIMES", "SCALE_UP", "Runtime", "check_runtime")
+__all__ = ("AFTER", "EACH_BACKBONE", "FORMS", "MODULE", "RUNTIME", "RUNTIMES", "SCALE_UP", "Runtime", "StudyOptions",
+           "check_runtime")
 
 AFTER = "after:"  # after:4 or after:4,6,8
 EACH_BACKBONE = "each-backbone"
@@ -72,3 +76,50 @@ def check_runtime(latency: str) -> Runtime:
         raise fail(ImportError, "latency", f"'{latency}' needs {', '.join(missing)}, not installed: "
                    f"pip install 'ultralytics-triplet[{runtime.extra}]'")
     return runtime
+
+
+@dataclass(frozen=True)
+class StudyOptions:
+    """Everything a study is asked to do: ``run_study``'s arguments (see there), or the ``study`` command's flags.
+
+    One object carries them from the caller through the plan to every step, each read by its name: a new option is a
+    field here, a keyword of ``run_study`` and a flag of the command line. The plan holds them checked
+    (``Plan.options``); what of them defines the study is its ``Settings``.
+
+    Attributes:
+        data (str | Path): Dataset YAML.
+        model (str | Path): The plain model.
+        placements (tuple[str, ...]): Named placements, ``after:I[,J...]`` or ``each-backbone``.
+        seeds (int): Every row trains once per seed ``0..seeds-1``.
+        epochs, imgsz, batch (int): The budget of every run.
+        pretrained (str | Path | None): Base weights every row starts from, or None for scratch.
+        device (str | int | None): ultralytics' ``device``.
+        out (str | Path): The study directory.
+        backend (str): ``local`` or ``ray``.
+        address (str | None): Ray cluster address.
+        latency_runs (int): Interleaved rounds of the latency measurement.
+        verbose (bool): Stream every run's full ultralytics log.
+        modules (tuple[str, ...]): The modules each placement is built with.
+        references (tuple[str, ...]): Plain models trained alike and compared with ``model``.
+        latency (str): The runtime of the latency column (``torch``, ``onnx``, ``openvino``).
+        train_args (dict[str, Any]): Further ultralytics train arguments for every run.
+    """
+
+    data: str | Path
+    model: str | Path = "yolo11n.yaml"
+    placements: tuple[str, ...] = NAMES
+    seeds: int = 3
+    epochs: int = 50
+    imgsz: int = 640
+    batch: int = 16
+    pretrained: str | Path | None = None
+    device: str | int | None = None
+    out: str | Path = "study"
+    backend: str = "local"
+    address: str | None = None
+    latency_runs: int = 20
+    verbose: bool = False
+    modules: tuple[str, ...] = (MODULE,)
+    references: tuple[str, ...] = ()
+    latency: str = "torch"
+    train_args: dict[str, Any] = field(default_factory=dict)

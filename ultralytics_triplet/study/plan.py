@@ -1,4 +1,4 @@
-"""A study's plan: its rows and settings, every argument checked before anything is trained or written.
+"""A study's plan: its options checked, its rows and its settings, before anything is trained or written.
 
 The checks run in order of cost, so a typo is reported before a dataset is scanned or a config generated.
 """
@@ -6,7 +6,6 @@ The checks run in order of cost, so a typo is reported before a dataset is scann
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from .. import _compat
 from .._checks import check_checkpoint, check_free_dir, check_int, fail, is_int
 from .backends import import_ray
 from .fingerprint import check_data, digest, model_identity, sha256_file
-from .options import MODULE, check_runtime
+from .options import StudyOptions, check_runtime
 from .variants import Variant, build_variants, check_forms, check_modules, check_references
 
 __all__ = ("FORMAT", "STUDY_FILE", "Plan", "Settings", "make_plan")
@@ -74,20 +73,19 @@ class Plan:
     """Everything a study runs, checked.
 
     Attributes:
-        settings (Settings): What defines the study.
+        options (StudyOptions): What the study was asked to do, checked (its lists as tuples). The steps read how
+            to run (``seeds``, ``device``, ``backend``, ``latency``, ...) from here.
+        settings (Settings): What of it defines the study (what is fingerprinted): the data, model, budget and
+            hyper-parameters, resolved.
         fingerprint (str): Digest of ``settings``: a different fingerprint is a different study.
         variants (tuple[Variant, ...]): The plain model first, then the references, then each placement with each
             module (``each-backbone`` expanded).
-        seeds (int): Every row trains once per seed ``0..seeds-1``.
-        latency (str): The runtime of the latency column (``torch``, ``onnx``, ``openvino``): how costs are
-            measured, not a setting of the study.
     """
 
+    options: StudyOptions
     settings: Settings
     fingerprint: str
     variants: tuple[Variant, ...]
-    seeds: int
-    latency: str = "torch"
 
     @property
     def plain(self) -> Variant:
@@ -99,13 +97,14 @@ class Plan:
         """The ultralytics task of the model."""
         return self.settings.task
 
+    @property
+    def runs(self) -> int:
+        """Runs in the study: every row once per seed."""
+        return len(self.variants) * self.options.seeds
 
-def make_plan(
-    data: str | Path, model: str | Path, placements: Sequence[str], seeds: int, epochs: int, imgsz: int, batch: int,
-    pretrained: str | Path | None, backend: str, out: Path, train_args: dict[str, Any],
-    modules: Sequence[str] = (MODULE,), references: Sequence[str] = (), latency: str = "torch",
-) -> Plan:
-    """Check everything a study needs, cheapest first; return its plan. Nothing is written.
+
+def make_plan(options: StudyOptions) -> Plan:
+    """Check everything the study ``options`` asks for needs, cheapest first; return its plan. Nothing is written.
 
     Raises:
         FileNotFoundError: If the data, the model, a reference, a placement's config or the pretrained weights do not
@@ -114,45 +113,49 @@ def make_plan(
         ValueError: On a bad argument (a bad ``after:`` position: the message lists the valid indices).
         ImportError: For ``backend='ray'`` without Ray, or a ``latency`` runtime that is not installed.
     """
-    check_int("seeds", seeds, 2)  # a paired interval needs at least 2 seeds
-    check_int("epochs", epochs, 1)
-    check_int("imgsz", imgsz, 32)
-    if not (is_int(batch) and (batch >= 1 or batch == -1)):
+    o = options
+    check_int("latency_runs", o.latency_runs, 1)
+    check_int("seeds", o.seeds, 2)  # a paired interval needs at least 2 seeds
+    check_int("epochs", o.epochs, 1)
+    check_int("imgsz", o.imgsz, 32)
+    if not (is_int(o.batch) and (o.batch >= 1 or o.batch == -1)):
         raise fail(ValueError, "batch", f"must be a positive integer (or -1 for ultralytics' auto batch), "
-                   f"got {batch!r}")
-    if backend not in BACKENDS:
-        raise fail(ValueError, "backend", f"must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    clash = sorted(set(train_args) & RESERVED)
+                   f"got {o.batch!r}")
+    if o.backend not in BACKENDS:
+        raise fail(ValueError, "backend", f"must be one of {', '.join(BACKENDS)}, got {o.backend!r}")
+    clash = sorted(set(o.train_args) & RESERVED)
     if clash:
         raise ValueError(f"train argument{'s' * (len(clash) > 1)} {', '.join(clash)} are set by the study itself")
-    placements, references = check_forms(model, placements), check_references(references)
-    modules = check_modules(modules)
-    check_runtime(latency)
-    if not Path(data).exists():  # cheap checks first: nothing below should run for a typo
-        raise fail(FileNotFoundError, "data", f"'{data}' not found")
-    if pretrained:
-        check_checkpoint("pretrained", pretrained)
+    placements, references = check_forms(o.model, o.placements), check_references(o.references)
+    modules = check_modules(o.modules)
+    check_runtime(o.latency)
+    if not Path(o.data).exists():  # cheap checks first: nothing below should run for a typo
+        raise fail(FileNotFoundError, "data", f"'{o.data}' not found")
+    if o.pretrained:
+        check_checkpoint("pretrained", o.pretrained)
+    out = Path(o.out)
     check_free_dir("out", out, unless=STUDY_FILE)
-    if backend == "ray":
+    if o.backend == "ray":
         import_ray()
-    variants, plain = build_variants(model, placements, out, modules, references)
+    variants, plain = build_variants(o.model, placements, out, modules, references)
     task = _compat.tasks().guess_model_task(plain)
-    found = check_data(data, task, out)
+    found = check_data(o.data, task, out)
     settings = Settings(
         format=FORMAT,
-        model=str(model),
+        model=str(o.model),
         model_sha256=digest(model_identity(plain)),
         task=task,
         data=found.path,
         data_sha256=found.sha256,
         data_files=found.files,
         nc=found.nc,
-        epochs=epochs,
-        imgsz=imgsz,
-        batch=batch,
-        pretrained=str(Path(pretrained).resolve()) if pretrained else None,
-        pretrained_sha256=sha256_file(Path(pretrained)) if pretrained else None,
-        train_args={k: train_args[k] for k in sorted(train_args) if k not in NOT_FINGERPRINTED},
+        epochs=o.epochs,
+        imgsz=o.imgsz,
+        batch=o.batch,
+        pretrained=str(Path(o.pretrained).resolve()) if o.pretrained else None,
+        pretrained_sha256=sha256_file(Path(o.pretrained)) if o.pretrained else None,
+        train_args={k: o.train_args[k] for k in sorted(o.train_args) if k not in NOT_FINGERPRINTED},
     )
-    return Plan(settings=settings, fingerprint=digest(settings.to_json()), variants=variants, seeds=seeds,
-                latency=latency)
+    checked = dataclasses.replace(o, placements=tuple(placements), modules=tuple(modules),
+                                  references=tuple(references), train_args=dict(o.train_args))
+    return Plan(options=checked, settings=settings, fingerprint=digest(settings.to_json()), variants=variants)

@@ -17,15 +17,17 @@ from pathlib import Path
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
 from .._plot import figure
-from .decision import ON_FRONT
 from .plan import Plan
+from .readings import Standing
 from .report import MetricSummary, Summary, latency_header
-from .variants import PLAIN, REFERENCE
+from .variants import Role
 
 __all__ = ("differences", "plot_study")
 
 COLOURS = {"higher": "#2E7D32", "lower": "#C62828", "none": "#4C72B0"}  # interval above 0, below 0, containing it
-ROLE_COLOURS = {PLAIN: "0.3", REFERENCE: "#DD8452", "variant": "#4C72B0"}
+ROLES = {  # how the chart names each role, and its colour
+    Role.PLAIN: ("plain model", "0.3"), Role.REFERENCE: ("reference", "#DD8452"), Role.VARIANT: ("variant", "#4C72B0"),
+}
 FRONT_COLOUR = "#2E7D32"
 
 
@@ -108,8 +110,8 @@ def _front_panel(ax, rows: Sequence[Summary]) -> list[Summary]:
     """Each row's mean of the verdict's metric (95% interval) against its latency; the front through the undominated
     rows, ringed; return the rows drawn (to be labelled once the figure is laid out)."""
     measured = [r for r in rows if r.cost is not None and not math.isnan(r.cost.latency_ratio)]
-    for role, name in ((PLAIN, "plain model"), (REFERENCE, "reference"), ("variant", "variant")):
-        group = [r for r in measured if r.role == role]
+    for role, (name, colour) in ROLES.items():
+        group = [r for r in measured if r.role is role]
         if not group:
             continue
         xs = [r.cost.latency_ratio for r in group]
@@ -118,8 +120,9 @@ def _front_panel(ax, rows: Sequence[Summary]) -> list[Summary]:
                                        else r.verdict_metric.interval.lo) for r in group]
         hi = [(r.verdict_metric.mean if math.isnan(r.verdict_metric.interval.hi) else r.verdict_metric.interval.hi)
               - r.verdict_metric.mean for r in group]
-        ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o", color=ROLE_COLOURS[role], capsize=4, zorder=3, label=name)
-    on_front = sorted((r for r in measured if r.front == ON_FRONT), key=lambda r: r.cost.latency_ratio)
+        ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o", color=colour, capsize=4, zorder=3, label=name)
+    on_front = sorted((r for r in measured if r.worth is not None and r.worth.standing is Standing.ON_FRONT),
+                      key=lambda r: r.cost.latency_ratio)
     if on_front:
         xs, ys = [r.cost.latency_ratio for r in on_front], [r.verdict_metric.mean for r in on_front]
         ax.step(xs, ys, where="post", color=FRONT_COLOUR, linewidth=1.5, alpha=0.8, zorder=4,
@@ -167,7 +170,7 @@ def plot_study(rows: Sequence[Summary], path: Path, plan: Plan):
         axes[0].set_ylim(-0.6, len(rows) - 0.4)
         decision = fig.add_subplot(grid[1, :])
         measured = _front_panel(decision, rows)
-        fig.suptitle(f"{plan.seeds} seeds, {s.epochs} epoch{'s' * (s.epochs > 1)}, imgsz {s.imgsz}: "
+        fig.suptitle(f"{plan.options.seeds} seeds, {s.epochs} epoch{'s' * (s.epochs > 1)}, imgsz {s.imgsz}: "
                      "differences paired by seed; green/red: 95% interval above/below 0", fontsize=10)
         fig.tight_layout()  # the labels are placed where the laid-out axes put their points
         _label(decision, measured)

@@ -1,7 +1,9 @@
-"""A study's report: one summary per row (metrics, paired differences, verdict, costs, front), the table and the CSV.
+"""A study's report: one summary per row (metrics, paired differences, verdict, costs, worth it), the table and the CSV.
 
 Each metric of a row is a :class:`MetricSummary` (its values per seed, their mean with a 95% interval, and the paired
-difference to the plain model); what a row costs is a :class:`Cost`; the row itself is a :class:`Summary`.
+difference to the plain model); what a row costs is a :class:`Cost`; the row itself is a :class:`Summary`. Its role,
+verdict and worth-it reading are typed values, put into words here (:func:`verdict_words`, :func:`worth_words`) as the
+table and the CSV are written.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from .. import _compat
 from .._files import atomic_write
 from .._text import duration, table
 from .plan import Plan
+from .readings import Finding, Standing, Verdict, Worth
 from .run import RunRecord
 from .stats import Interval, mean_interval, paired_interval
-from .variants import PLAIN, REFERENCE, VARIANT
+from .variants import Role
 
 __all__ = ("Cost", "MetricSummary", "Summary", "csv_rows", "format_table", "label", "latency_header", "metrics_of",
-           "summarize", "write_csv")
+           "summarize", "verdict_words", "worth_words", "write_csv")
 
 # How the table names a metric, from its results key (ultralytics': _compat.METRIC_KEYS): the box, mask and pose
 # kinds by their suffix, classification's accuracies by name
@@ -98,7 +101,7 @@ class Summary:
 
     Attributes:
         config (str): The row's config file name.
-        role (str): ``plain``, ``reference`` or ``variant``.
+        role (Role): The plain model, a reference or a variant.
         placement (str | None): A variant's placement (``triplet``, ``after:4``).
         module (str | None): The module a variant inserts (``TripletAttention``, ``CBAM``).
         seeds (int): Runs of it that are recorded.
@@ -109,14 +112,15 @@ class Summary:
         p_value (float): Two-sided p-value of the paired t-test on the verdict's metric (NaN for the plain model).
         p_holm (float): ``p_value`` adjusted by Holm's method over the study's comparisons (equal to it when there is
             one comparison).
-        verdict (str): The plain-words reading (``baseline`` for the plain model).
+        verdict (Verdict | None): What the paired comparison with the plain model finds (``BASELINE`` for the plain
+            model); None until judged.
         cost (Cost | None): Parameters, GFLOPs and latency, once measured.
-        front (str): ``on the front``, or ``dominated by X`` where row X has a higher mean of the verdict's metric at
-            a lower latency; empty until the costs are measured.
+        worth (Worth | None): On the front, or not worth it where row ``versus`` has a higher mean of the verdict's
+            metric at a lower latency; None until the costs are weighed.
     """
 
     config: str
-    role: str
+    role: Role
     placement: str | None
     module: str | None
     seeds: int
@@ -126,9 +130,9 @@ class Summary:
     weights: str
     p_value: float = math.nan
     p_holm: float = math.nan
-    verdict: str = ""
+    verdict: Verdict | None = None
     cost: Cost | None = None
-    front: str = ""
+    worth: Worth | None = None
 
 
 def _metric(label: str, values: list[float], plain: list[float] | None) -> MetricSummary:
@@ -149,13 +153,13 @@ def summarize(plan: Plan, records: Sequence[RunRecord]) -> list[Summary]:
     for v in plan.variants:
         rs = by_config[v.name]
         first, second = ([r.metrics.get(key, math.nan) for r in rs] for key in (key1, key2))
-        is_plain = v.role == PLAIN
+        is_plain = v.role is Role.PLAIN
         rows.append(Summary(
             config=v.name, role=v.role, placement=v.placement, module=v.module, seeds=len(rs),
             verdict_metric=_metric(label1, first, None if is_plain else [r.metrics.get(key1, math.nan) for r in plain]),
             second_metric=_metric(label2, second, None if is_plain else [r.metrics.get(key2, math.nan) for r in plain]),
             train_time_s=statistics.fmean(r.train_time_s or 0.0 for r in rs), weights=rs[0].weights,
-            verdict="baseline" if is_plain else "",
+            verdict=Verdict(Finding.BASELINE, label1, len(rs)) if is_plain else None,
         ))
     return rows
 
@@ -167,6 +171,32 @@ def _interval_text(d: Interval | None) -> str:
     if math.isnan(d.lo):
         return f"{d.mean:+.4f}"
     return f"{d.mean:+.4f} [{d.lo:+.4f}, {d.hi:+.4f}]"
+
+
+def verdict_words(v: Verdict | None) -> str:
+    """A verdict in plain words: ``higher mAP50-95 (95% CI above 0, 3 seeds)``, ``lower mAP50-95 (Holm p 0.012, 3
+    seeds)``, ``no difference detectable at 3 seeds``, ``only 1 paired seed: no interval``, ``baseline``."""
+    if v is None:
+        return ""
+    if v.finding is Finding.BASELINE:
+        return "baseline"
+    if v.finding is Finding.NO_INTERVAL:
+        return f"only {v.seeds} paired seed{'s' * (v.seeds != 1)}: no interval"
+    if v.finding is Finding.NO_DIFFERENCE:
+        return f"no difference detectable at {v.seeds} seeds"
+    higher = v.finding is Finding.HIGHER
+    evidence = f"95% CI {'above' if higher else 'below'} 0" if v.p_holm is None else f"Holm p {v.p_holm:.2g}"
+    return f"{'higher' if higher else 'lower'} {v.metric} ({evidence}, {v.seeds} seeds)"
+
+
+def worth_words(w: Worth | None) -> str:
+    """A worth-it reading in words: ``on the front``, ``dominated by X`` (``+N more`` where others dominate it too),
+    ``-`` where there is none."""
+    if w is None or w.standing is Standing.UNMEASURED:
+        return "-"
+    if w.standing is Standing.ON_FRONT:
+        return "on the front"
+    return f"dominated by {w.versus}" + (f" (+{w.others} more)" if w.others else "")
 
 
 def _p_text(p: float) -> str:
@@ -200,8 +230,7 @@ def latency_header(rows: Sequence[Summary]) -> str:
     return {"onnx": "ONNX ms", "openvino": "OpenVINO ms"}.get(cost.runtime, f"{cost.runtime} ms")
 
 
-def format_table(rows: Sequence[Summary], plan: Plan, device: Any = None, records: Sequence[RunRecord] = (),
-                 latency_note: str = "") -> str:
+def format_table(rows: Sequence[Summary], plan: Plan, records: Sequence[RunRecord] = (), latency_note: str = "") -> str:
     """The study's table: one row per model, with the budget (and any data-order caveat) on top and how to read it
     below: the paired differences, the verdict (Holm-adjusted where there are several comparisons), the front, and
     ``latency_note`` (where and how the latency column was measured)."""
@@ -220,15 +249,17 @@ def format_table(rows: Sequence[Summary], plan: Plan, device: Any = None, record
             _interval_text(m1.difference), _interval_text(m2.difference),
             _p_text(r.p_holm if compared > 1 else r.p_value),
             f"{r.cost.parameters:,}" if r.cost else "-", f"{r.cost.gflops:.4g}" if r.cost else "-",
-            _latency_text(r.cost, r.role == PLAIN), duration(r.train_time_s), r.verdict, r.front or "-",
+            _latency_text(r.cost, r.role is Role.PLAIN), duration(r.train_time_s), verdict_words(r.verdict),
+            worth_words(r.worth),
         ))
     data = Path(s.data)
-    budget = (f"Study: {Path(s.model).name} on {data.parent.name}/{data.name}, seeds 0-{plan.seeds - 1}, "
+    device = plan.options.device
+    budget = (f"Study: {Path(s.model).name} on {data.parent.name}/{data.name}, seeds 0-{plan.options.seeds - 1}, "
               f"{s.epochs} epoch{'s' * (s.epochs > 1)}, imgsz {s.imgsz}, batch {s.batch}, "
               f"{'from ' + Path(s.pretrained).name if s.pretrained else 'from scratch'}"
               f"{', device ' + str(device) if device is not None else ''}")
-    references = [r.config for r in rows if r.role == REFERENCE]
-    variants = [r for r in rows if r.role == VARIANT]
+    references = [r.config for r in rows if r.role is Role.REFERENCE]
+    variants = [r for r in rows if r.role is Role.VARIANT]
     modules = list(dict.fromkeys(r.module for r in variants if r.module))
     what = (f"References ({', '.join(references)}) are plain models trained alike. " if references else "") + (
         f"Modules: {', '.join(modules)}. " if len(modules) > 1 or (modules and modules != ["TripletAttention"]) else "")
@@ -259,14 +290,15 @@ def csv_rows(plan: Plan, records: Sequence[RunRecord], rows: Sequence[Summary]) 
         row = by_config[r.config]
         cost = row.cost
         out.append({
-            "config": r.config, "role": row.role, "placement": row.placement or "none", "module": row.module or "none",
-            "seed": r.seed, label1: r.metrics.get(key1, math.nan), label2: r.metrics.get(key2, math.nan),
+            "config": r.config, "role": row.role.value, "placement": row.placement or "none",
+            "module": row.module or "none", "seed": r.seed, label1: r.metrics.get(key1, math.nan),
+            label2: r.metrics.get(key2, math.nan),
             "fitness": r.metrics.get("fitness", math.nan), "epochs": r.epochs_done, "train_time_s": r.train_time_s,
             "wall_s": r.wall_s, "status": r.status, "data_order": r.data_order, "run_dir": r.run_dir,
             "weights": r.weights, "host": r.host, "ultralytics": r.ultralytics,
-            "p_value": row.p_value, "p_holm": row.p_holm, "verdict": row.verdict,
+            "p_value": row.p_value, "p_holm": row.p_holm, "verdict": verdict_words(row.verdict),
             "latency_runtime": cost.runtime if cost else "", "latency_ms": cost.latency_ms if cost else math.nan,
-            "latency_ratio": cost.latency_ratio if cost else math.nan, "front": row.front,
+            "latency_ratio": cost.latency_ratio if cost else math.nan, "front": worth_words(row.worth),
         })
     return out
 

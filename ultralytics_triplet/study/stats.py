@@ -2,8 +2,8 @@
 
 Each row is compared with the plain model at the same seed; the mean of those paired differences gets a two-sided
 t-interval with seeds − 1 degrees of freedom and the p-value of the paired t-test. Where a study makes several such
-comparisons, :func:`holm` adjusts their p-values (Holm's step-down method), and :func:`verdict` reads the interval,
-or the adjusted p-value, in plain words. Where a comparison detects nothing, :func:`detectable_difference` and
+comparisons, :func:`holm` adjusts their p-values (Holm's step-down method); ``decision.verdict`` reads the interval,
+or the adjusted p-value. Where a comparison detects nothing, :func:`detectable_difference` and
 :func:`seeds_needed` say how far from detectable it is: the smallest difference the seeds at hand would detect with
 the power :data:`POWER`, and how many seeds a difference of a given size would need, both from the observed spread of
 the paired differences (exact power of the paired t-test, through the noncentral t distribution).
@@ -28,7 +28,6 @@ __all__ = (
     "seeds_needed",
     "t_quantile",
     "t_test_p",
-    "verdict",
 )
 
 LEVEL = 0.95  # every interval and test of the study: 95% intervals, tests at the 5% level
@@ -175,25 +174,6 @@ def holm(p_values: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (len(order) - rank) * p))
         adjusted[k] = running
     return adjusted
-
-
-def verdict(interval: Interval, metric: str, p_holm: float | None = None) -> str:
-    """Plain-words reading of a paired comparison: higher, lower, or no difference detectable at this many seeds.
-
-    Alone (``p_holm`` None) it reads the 95% interval; one of several comparisons, the Holm-adjusted p-value of its
-    t-test at the 5% level (which for a single comparison says the same as the interval).
-    """
-    n = interval.n
-    if n < 2 or math.isnan(interval.lo):
-        return f"only {n} paired seed{'s' * (n != 1)}: no interval"
-    if p_holm is None:
-        if interval.lo > 0:
-            return f"higher {metric} (95% CI above 0, {n} seeds)"
-        if interval.hi < 0:
-            return f"lower {metric} (95% CI below 0, {n} seeds)"
-    elif p_holm < 1.0 - LEVEL and interval.mean != 0:
-        return f"{'higher' if interval.mean > 0 else 'lower'} {metric} (Holm p {p_holm:.2g}, {n} seeds)"
-    return f"no difference detectable at {n} seeds"
 
 
 def _normal_cdf(x: float) -> float:

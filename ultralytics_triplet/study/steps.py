@@ -1,6 +1,8 @@
 """``run_study`` and its steps: plan, open the folder, list the runs, find the recorded ones, train the rest, report.
 
-Each step is a function of its own below, in the order ``run_study`` calls them.
+``run_study`` gathers its arguments into one :class:`~.options.StudyOptions` and hands it to :func:`conduct`, which the
+command line calls with the options it builds from its flags. The plan carries the options, checked, to every step.
+Each step is a function of its own below, in the order :func:`conduct` calls them.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from typing import Any
 from ultralytics.utils import LOGGER
 
 from .. import _compat
-from .._checks import check_int
 from .._files import atomic_write
 from .._text import PREFIX
 from ..placements import NAMES
@@ -23,7 +24,7 @@ from .console import Console
 from .costs import measure_costs, settings
 from .data_order import expected_data_order
 from .decision import front, judge
-from .options import MODULE, RUNTIME
+from .options import MODULE, StudyOptions
 from .plan import Plan, make_plan
 from .plot import plot_study
 from .report import Summary, csv_rows, format_table, summarize, write_csv
@@ -31,7 +32,7 @@ from .run import RunRecord, RunSpec
 from .store import Store, write_text
 from .variants import Variant, write_configs
 
-__all__ = ("StudyResult", "run_study")
+__all__ = ("StudyResult", "conduct", "run_study")
 
 
 @dataclass
@@ -134,29 +135,36 @@ def run_study(
         RuntimeError: If a run failed on Ray, or ultralytics could not export a row for the latency (the finished
             runs are recorded).
     """
-    check_int("latency_runs", latency_runs, 1)
-    store = Store(out)
-    plan = make_plan(data, model, placements, seeds, epochs, imgsz, batch, pretrained, backend, store.out, train_args,
-                     modules, references, latency)
+    return conduct(StudyOptions(
+        data=data, model=model, placements=placements, seeds=seeds, epochs=epochs, imgsz=imgsz, batch=batch,
+        pretrained=pretrained, device=device, out=out, backend=backend, address=address, latency_runs=latency_runs,
+        verbose=verbose, modules=modules, references=references, latency=latency, train_args=train_args,
+    ))
+
+
+def conduct(options: StudyOptions) -> StudyResult:
+    """Run the study ``options`` describe: what :func:`run_study` does with its arguments (see there for what it
+    does, returns and raises)."""
+    plan = make_plan(options)
+    store = Store(options.out)
     store.open(plan)
     write_configs(plan.variants)
-    specs, variant_of = list_runs(plan, store, device, train_args, verbose)
+    specs, variant_of = list_runs(plan, store)
     records, todo = find_recorded(store, specs, variant_of)
-    announce(store, plan, len(specs), len(records), todo, backend, verbose, device)
-    counts = train(todo, len(specs), records, variant_of, store, backend, address, device, verbose)
-    return report(plan, store, [records[s.name] for s in specs], counts, latency_runs, device, verbose)
+    announce(plan, store, len(records), todo)
+    counts = train(plan, store, todo, records, variant_of)
+    return report(plan, store, [records[s.name] for s in specs], counts)
 
 
-def list_runs(plan: Plan, store: Store, device: Any, train_args: dict[str, Any],
-              verbose: bool) -> tuple[list[RunSpec], dict[str, Variant]]:
+def list_runs(plan: Plan, store: Store) -> tuple[list[RunSpec], dict[str, Variant]]:
     """Every run of the study, seed by seed (an interrupted study holds complete pairs), and each run's row."""
-    s = plan.settings
+    s, o = plan.settings, plan.options
     specs, variant_of = [], {}
-    for seed in range(plan.seeds):
+    for seed in range(o.seeds):
         for v in plan.variants:
             spec = RunSpec(cfg=v.config, data=s.data, seed=seed, epochs=s.epochs, imgsz=s.imgsz, batch=s.batch,
-                           device=device, project=str(store.runs), name=v.run_name(seed), pretrained=s.pretrained,
-                           train_args=dict(train_args), verbose=verbose)
+                           device=o.device, project=str(store.runs), name=v.run_name(seed), pretrained=s.pretrained,
+                           train_args=dict(o.train_args), verbose=o.verbose)
             specs.append(spec)
             variant_of[spec.name] = v
     return specs, variant_of
@@ -185,25 +193,26 @@ def find_recorded(store: Store, specs: list[RunSpec],
     return records, todo
 
 
-def announce(store: Store, plan: Plan, total: int, done: int, todo: list[RunSpec], backend: str, verbose: bool,
-             device: Any) -> None:
+def announce(plan: Plan, store: Store, done: int, todo: list[RunSpec]) -> None:
     """Say what the study will do, and warn where its seeds cannot change the data order."""
+    o = plan.options
     LOGGER.info(
-        f"{PREFIX} study in {store.out}: {len(plan.variants)} rows x {plan.seeds} seeds = {total} runs; "
-        f"{done} already done, {len(todo)} to train ({backend} backend)"
-        + ("" if verbose or not todo else f"; each run's log goes to {store.runs.name}/RUN/train.log")
+        f"{PREFIX} study in {store.out}: {len(plan.variants)} rows x {o.seeds} seeds = {plan.runs} runs; "
+        f"{done} already done, {len(todo)} to train ({o.backend} backend)"
+        + ("" if o.verbose or not todo else f"; each run's log goes to {store.runs.name}/RUN/train.log")
     )
-    if todo and expected_data_order(device) == "fixed":
+    if todo and expected_data_order(o.device) == "fixed":
         LOGGER.warning(f"{PREFIX} ultralytics {_compat.ultralytics_version()} shuffles a multi-GPU (DDP) run's data "
                        "the same way at every seed: the seeds will differ in initialisation and augmentation only")
 
 
-def train(todo: list[RunSpec], total: int, records: dict[str, RunRecord], variant_of: dict[str, Variant],
-          store: Store, backend: str, address: str | None, device: Any, verbose: bool) -> dict[str, int]:
+def train(plan: Plan, store: Store, todo: list[RunSpec], records: dict[str, RunRecord],
+          variant_of: dict[str, Variant]) -> dict[str, int]:
     """Train what is missing, recording each run atomically as it finishes; return how many were trained, resumed
     and validated again."""
+    o = plan.options
     counts = {"trained": 0, "resumed": 0, "revalidated": 0}
-    console = Console(todo, total, verbose)
+    console = Console(todo, plan.runs, o.verbose)
 
     def on_done(spec: RunSpec, record: RunRecord) -> None:
         """Record one finished run atomically and show the progress."""
@@ -217,13 +226,13 @@ def train(todo: list[RunSpec], total: int, records: dict[str, RunRecord], varian
         console.done(spec.name, record.status, spec.epochs)
 
     try:
-        if todo and backend == "ray":
-            run_ray(todo, on_done, address, device)
+        if todo and o.backend == "ray":
+            run_ray(todo, on_done, o.address, o.device)
         elif todo:
             run_local(todo, on_done, console)
     except KeyboardInterrupt:
         console.close()
-        LOGGER.warning(f"{PREFIX} study interrupted with {len(records)}/{total} runs recorded; the same call again "
+        LOGGER.warning(f"{PREFIX} study interrupted with {len(records)}/{plan.runs} runs recorded; the same call again "
                        "continues the interrupted run and trains what is missing")
         raise
     finally:
@@ -231,14 +240,10 @@ def train(todo: list[RunSpec], total: int, records: dict[str, RunRecord], varian
     return counts
 
 
-def report(plan: Plan, store: Store, records: list[RunRecord], counts: dict[str, int], latency_runs: int,
-           device: Any, verbose: bool) -> StudyResult:
-    """Summarize, judge, cost and place every row; write ``study.txt``, ``study.csv`` and ``study.png``."""
-    s = plan.settings
-    rows = judge(summarize(plan, records))
-    rows = front(measure_costs(rows, store.out, s.imgsz, plan.latency, latency_runs, device, verbose))
-    note = settings(RUNTIME[plan.latency], s.imgsz, latency_runs, device)
-    text = format_table(rows, plan, device=device, records=records, latency_note=note)
+def report(plan: Plan, store: Store, records: list[RunRecord], counts: dict[str, int]) -> StudyResult:
+    """Summarize, judge, cost and weigh every row; write ``study.txt``, ``study.csv`` and ``study.png``."""
+    rows = front(measure_costs(judge(summarize(plan, records)), plan, store.out))
+    text = format_table(rows, plan, records=records, latency_note=settings(plan))
     runs = csv_rows(plan, records, rows)
     files = {"txt": store.out / "study.txt", "csv": store.out / "study.csv", "png": store.out / "study.png"}
     write_text(files["txt"], text + "\n")

@@ -21,6 +21,7 @@ Every variant's identity is its model dict (a digest of it): a recorded run is r
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,14 +35,21 @@ from ..surgery import TRIPLET_CITATION, check_after, insert_layers_with_rows, mo
 from .fingerprint import digest, model_identity
 from .options import AFTER, EACH_BACKBONE, FORMS, MODULE, SCALE_UP
 
-__all__ = ("MODELS_DIR", "PLAIN", "REFERENCE", "VARIANT", "Variant", "build_variants", "check_forms",
-           "check_modules", "check_references", "write_configs")
+__all__ = ("MODELS_DIR", "Role", "Variant", "build_variants", "check_forms", "check_modules", "check_references",
+           "write_configs")
 
 MODELS_DIR = "models"  # the study folder's configs of the variants it builds itself
-PLAIN, REFERENCE, VARIANT = "plain", "reference", "variant"  # a row's role
 _INDEX = re.compile(r"-?\d+")
 _MARKED = re.compile(r"\+\w+@")  # yolov5n+TA@4,6.yaml: TripletAttention after layers 4 and 6
 _SCALE = re.compile(r"yolo(?:e-)?v?\d+([nslmx])")  # the scale letter ultralytics reads from a name (guess_model_scale)
+
+
+class Role(enum.Enum):
+    """What a row is to the study (its value is how ``study.csv`` names it)."""
+
+    PLAIN = "plain"  # the model every row is compared with
+    REFERENCE = "reference"  # another plain model, trained alike
+    VARIANT = "variant"  # the model with a module inserted
 
 
 @dataclass(frozen=True)
@@ -50,8 +58,7 @@ class Variant:
 
     Attributes:
         config (str): What ``YOLO()`` is given: a bare config name or a path.
-        role (str): ``plain`` (the model every row is compared with), ``reference`` (another plain model) or
-            ``variant`` (the model with a module inserted).
+        role (Role): The plain model, a reference or a variant.
         sha256 (str): Digest of the model dict, which a recorded run must match.
         placement (str | None): A variant's placement in its canonical form (``triplet-neck``, ``after:4,6``).
         module (str | None): The module a variant inserts (``TripletAttention``, ``CBAM``).
@@ -61,7 +68,7 @@ class Variant:
     """
 
     config: str
-    role: str
+    role: Role
     sha256: str
     placement: str | None = None
     module: str | None = None
@@ -190,9 +197,9 @@ def _citation(module: str) -> str:
     return f"{module}: {cls.__module__}.{cls.__qualname__}, registered by plugin '{held.owners[module]}'."
 
 
-def _inserted(plain: dict, model: str | Path, placement: str, module: str, points: list[int], name: str, where: str,
-              folder: Path) -> Variant:
-    """The variant of ``plain`` with ``module`` after ``points``, to be written into ``folder`` as ``name``."""
+def _inserted(plain: dict, model: str | Path, placement: str, module: str, points: list[int], config: Path,
+              where: str) -> Variant:
+    """The variant of ``plain`` with ``module`` after ``points`` (``where`` in words), to be written as ``config``."""
     d, rows = insert_layers_with_rows(plain, after=points, module=module)
     d.pop("yaml_file", None)
     try:
@@ -200,12 +207,12 @@ def _inserted(plain: dict, model: str | Path, placement: str, module: str, point
     except ValueError as e:
         raise fail(ValueError, "modules", f"'{module}' does not build at '{placement}': {e}") from None
     header = (
-        f"{name}: {Path(str(model)).name} with {module} {where} (study placement {placement}).\n"
+        f"{config.name}: {Path(str(model)).name} with {module} {where} (study placement {placement}).\n"
         f"{_citation(module)}\n"
         f"Written by ultralytics-triplet study with insert_layers(after={points}, module='{module}') + write_yaml.\n"
         'Rows marked "# inserted by ultralytics-triplet" are new; later indices are re-wired.\n'
     )
-    return Variant(str(folder / name), VARIANT, digest(model_identity(d)), placement, module, d, tuple(rows), header)
+    return Variant(str(config), Role.VARIANT, digest(model_identity(d)), placement, module, d, tuple(rows), header)
 
 
 def _after_variant(plain: dict, model: str | Path, placement: str, points: list[int], module: str,
@@ -214,8 +221,8 @@ def _after_variant(plain: dict, model: str | Path, placement: str, points: list[
     _, stem, suffix = _split(model)
     mark = "TA" if module == MODULE else module
     where = f"after layer{'s' * (len(points) > 1)} {', '.join(map(str, points))}"
-    return _inserted(plain, model, placement, module, points, f"{stem}+{mark}@{','.join(map(str, points))}{suffix}",
-                     where, folder)
+    name = f"{stem}+{mark}@{','.join(map(str, points))}{suffix}"
+    return _inserted(plain, model, placement, module, points, folder / name, where)
 
 
 def _named_variant(plain: dict, model: str | Path, placement: str, module: str, folder: Path) -> Variant:
@@ -224,11 +231,11 @@ def _named_variant(plain: dict, model: str | Path, placement: str, module: str, 
         cfg = _named_config(model, placement)
         d = _load(cfg, "placements", f"'{placement}' has no config for {Path(str(model)).name}: '{cfg}' does not "
                   "resolve (neither a file nor a name ultralytics or a plugin knows)")
-        return Variant(cfg, VARIANT, digest(model_identity(d)), placement, module)
+        return Variant(cfg, Role.VARIANT, digest(model_identity(d)), placement, module)
     _, stem, suffix = _split(model)
     rule = placement[len(NAMES[0]):]  # "", "-neck" or "-dense"
-    return _inserted(plain, model, placement, module, insertion_points(plain, rule), f"{stem}-{module}{rule}{suffix}",
-                     PLACEMENTS[rule], folder)
+    return _inserted(plain, model, placement, module, insertion_points(plain, rule),
+                     folder / f"{stem}-{module}{rule}{suffix}", PLACEMENTS[rule])
 
 
 def _scale_up(model: str | Path, plain: dict, folder: Path) -> Variant:
@@ -251,11 +258,11 @@ def _scale_up(model: str | Path, plain: dict, folder: Path) -> Variant:
                    f"({', '.join(scales)}); valid choices: a model config, e.g. {', '.join(family[:k])}")
     name = family[k + 1]
     if path.name == str(model):  # a bare name: ultralytics resolves the next scale as it resolves the model
-        return Variant(name, REFERENCE, digest(model_identity(_load(name, "references", ""))))
+        return Variant(name, Role.REFERENCE, digest(model_identity(_load(name, "references", ""))))
     d = {key: v for key, v in plain.items() if key != "yaml_file"}
     d["scale"] = scales[k + 1]  # read back from the file name when the copy is loaded
     header = f"{name}: {path.name} at scale {scales[k + 1]} (study reference {SCALE_UP}).\n"
-    return Variant(str(folder / name), REFERENCE, digest(model_identity(d)), model=d, header=header)
+    return Variant(str(folder / name), Role.REFERENCE, digest(model_identity(d)), model=d, header=header)
 
 
 def _reference(ref: str, model: str | Path, plain: dict, folder: Path) -> Variant:
@@ -264,7 +271,7 @@ def _reference(ref: str, model: str | Path, plain: dict, folder: Path) -> Varian
         return _scale_up(model, plain, folder)
     d = _load(str(ref), "references", f"'{ref}' does not resolve (neither a file nor a name ultralytics or a "
               "plugin knows)")
-    return Variant(str(ref), REFERENCE, digest(model_identity(d)))
+    return Variant(str(ref), Role.REFERENCE, digest(model_identity(d)))
 
 
 def build_variants(
@@ -286,7 +293,7 @@ def build_variants(
     plain = _load(str(model), "model", "")
     n_layers, n_backbone = len(model_rows(plain)), len(plain["backbone"])
     folder = (out / MODELS_DIR).resolve()
-    variants = [Variant(str(model), PLAIN, digest(model_identity(plain)))]
+    variants = [Variant(str(model), Role.PLAIN, digest(model_identity(plain)))]
     asked = [(None, "model")]  # how each row was asked for, for the message about two that build the same model
     for ref in references:
         variants.append(_reference(ref, model, plain, folder))
@@ -319,7 +326,7 @@ def _check_distinct(variants: list[Variant], asked: list[tuple[str | None, str]]
             first = seen[v.sha256]
             raise fail(ValueError, param, f"'{first}' and '{label}' build the same model: list it once" if first
                        else f"'{label}' builds the plain model itself" + (": its config has no inserted row"
-                                                                           if v.role == VARIANT else ""))
+                                                                           if v.role is Role.VARIANT else ""))
         if v.name in names:
             raise fail(ValueError, param, f"'{names[v.name] or v.config}' and '{label}' would both be named {v.name}")
         seen[v.sha256], names[v.name] = label, label
