@@ -258,19 +258,6 @@ def report_small(rows: list[dict], reps: int) -> list[str]:
     return lines
 
 
-def choice_cost(calls: int = 2000) -> str:
-    """What choosing the formulation costs per call (``TripletAttention.formulation``), in eager inference and
-    training on a small map: the part of every call that is not arithmetic."""
-    m, x = TripletAttention(), torch.randn(1, 128, 5, 5)
-    out = []
-    for label, grad in (("inference", False), ("training", True)):
-        with torch.set_grad_enabled(grad):
-            m.formulation(x)
-            t = [timed(lambda: m.formulation(x)) for _ in range(calls)]
-        out.append(f"{label} {1e3 * statistics.median(t):.1f} us")
-    return f"Choosing the formulation, per call (median of {calls}): " + ", ".join(out)
-
-
 def report_not_slower(rows: list[dict]) -> list[str]:
     """Whether ours takes at most the official module's time on every map, inference and training step."""
     med = lambda r, k: statistics.median(r["t"][k])  # noqa: E731
@@ -375,8 +362,8 @@ def bench_breakdown(reps: int, imgsz: int = 320, batch: int = 2) -> list[str]:
     """Inference time of one module on each map of the dense placement, split into the steps of forward_no_grad."""
     import torch.nn.functional as F
 
+    from ultralytics_triplet._eager import gate as _gate
     from ultralytics_triplet._fused import gate_product, zpool_maps
-    from ultralytics_triplet.nn import _gate
 
     base, shapes = yolov5s().eval(), []
     c3 = [m for m in base.model if m.type.endswith(".C3")]
@@ -502,7 +489,6 @@ def main() -> None:
             small_reps = 5 * reps  # calls of a few hundred us: more of them for a stable median
             small = [bench_map(c, h, w, small_reps, b) for b in SMALL_BATCHES for c, h, w in SMALL_MAPS]
             print("\n" + "\n".join(report_small(small, small_reps)), flush=True)
-            print(choice_cost(), flush=True)
             rows += small
         print("\n".join(report_not_slower(rows)), flush=True)
     if not ARGS.skip_networks:

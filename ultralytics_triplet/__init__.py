@@ -9,8 +9,8 @@ from ._version import __version__
 
 _LAZY = {
     "TripletAttention": "nn",
-    "set_formulation": "_formulation",
-    "get_formulation": "_formulation",
+    "set_formulation": "formulation",
+    "get_formulation": "formulation",
     "hookimpl": "hookspecs",
     "hookspec": "hookspecs",
     "register": "integration",

@@ -20,8 +20,9 @@ are behaviours rather than names:
     :data:`SHUFFLE_SEED`, :func:`shuffle_follows_seed`  how ``build_dataloader`` seeds its shuffle, and whether it
                                   follows the training seed (8.4) or not (8.3);
     ``initialize_weights``        resets BatchNorm constants by an exact type test, which ``GateBatchNorm2d`` escapes;
-    :func:`export_target`         ultralytics' ``Exporter`` traces the model inside its own call and holds
-                                  ``args.format`` / ``args.dynamic`` (which exported graph a trace records).
+    :func:`exporter_call`, :func:`export_target`  ``Exporter.__call__(model)`` exports a deep copy of the model it is
+                                  given (module attributes travel with the copy), as ``args.format`` / ``args.dynamic``
+                                  say (which exported graph a trace records).
 
 ultralytics' public API (``YOLO`` and its ``train``/``val``/``export``, trainer callbacks, ``LOGGER``, ``TQDM``,
 ``get_flops``, the dataset checkers, ``LetterBox``, the task model classes) is imported where it is used. What the
@@ -46,6 +47,7 @@ from . import _env
 # at interpreter start by the start-up hook, before ultralytics is (and importing ultralytics runs that hook).
 
 DISTRIBUTION = "ultralytics-triplet"
+EXPORTER_MODULE = "ultralytics.engine.exporter"  # Model.export imports it on first use
 MARK = "_ultralytics_triplet"  # attribute set on every function integration.py installs into ultralytics
 
 TRANSFERRED = "Transferred "  # BaseModel.load logs "Transferred N/M items from pretrained weights"
@@ -318,19 +320,20 @@ def shuffle_follows_seed() -> bool:
     return seeds[0] != seeds[1]
 
 
-def export_target() -> tuple[str, bool] | None:
-    """``(format, dynamic)`` of the ultralytics export in whose call this code runs, or None outside one.
+# --------------------------------------------------------------------------------------------------------------------
+# the exporter
+# --------------------------------------------------------------------------------------------------------------------
 
-    ultralytics' ``Exporter`` holds the export arguments (``args.format``, ``args.dynamic``) and traces the model from
-    inside its own call, so the tracer's caller frames include it. Read once per traced module call; a trace made
-    any other way gets None.
-    """
-    frame = sys._getframe(1)
-    while frame is not None:
-        owner = frame.f_locals.get("self") if "self" in frame.f_code.co_varnames else None
-        cls = type(owner)
-        if cls.__name__ == "Exporter" and cls.__module__.startswith("ultralytics."):
-            args = getattr(owner, "args", None)
-            return str(getattr(args, "format", "")).lower(), bool(getattr(args, "dynamic", False))
-        frame = frame.f_back
-    return None
+
+def exporter_call(module):
+    """``Exporter.__call__`` of the module ``ultralytics.engine.exporter``, or None where it is not there."""
+    cls = getattr(module, "Exporter", None)
+    call = vars(cls).get("__call__") if isinstance(cls, type) else None
+    return call if inspect.isfunction(call) else None
+
+
+def export_target(exporter) -> tuple[str, bool]:
+    """``(format, dynamic)`` an ultralytics ``Exporter`` was asked for: its ``args.format`` lowercased, as its
+    ``__call__`` reads it (8.3 and 8.4), and ``args.dynamic``."""
+    args = exporter.args
+    return str(getattr(args, "format", "")).lower(), bool(getattr(args, "dynamic", False))

@@ -13,8 +13,8 @@ Functions:
     zpool_maps, gate_product: the same two steps without autograd.
 
 Full-size passes run a few samples at a time (about ``_SLICE_BYTES`` of ``x``), so the buffers a step reads back
-are still in cache. These serve ``TripletAttention.forward_fused`` and ``forward_no_grad``, which run only where the
-tests compare them with the plain formulation (see ``TripletAttention.formulation``). A backward run with
+are still in cache. These serve the eager formulations ``fused`` and ``no_grad`` (``_eager.py``), which run only where
+the tests compare them with the plain formulation (see ``TripletAttention.formulation``). A backward run with
 ``create_graph=True`` differentiates the plain formulation of its step, so higher-order gradients are the plain ones.
 """
 

@@ -14,18 +14,24 @@ from :func:`register`. Nothing else in this package imports this module. It chec
 - ``_SafeLoad._build`` (ultralytics 8.4+): registered classes join the allow-list of restricted checkpoint loading;
 - ``BaseModel.load``: pretrained weights are matched by aligned layers, not by index (``weights.aligned_load``).
 
+and, right after ``ultralytics.engine.exporter`` executes (``_import_hook``), ``Exporter.__call__``: it tells every
+TripletAttention of the model it exports its export target, ``(format, dynamic)``, as ultralytics sets ``export`` and
+``format`` on its heads, and takes it back after the export, also after one that failed (``_exporting``).
+
 Plugins are loaded on the first of those calls, never during ultralytics' import (which is still half-way then).
 Library modules never patch: they ask ``_compat.require_patched()``, so ``ULTRALYTICS_TRIPLET_DISABLE=1`` holds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import threading
 from pathlib import Path
 
 from . import _compat
+from ._import_hook import after_import, loaded
 from ._text import PREFIX
 
 # Sibling modules that import ultralytics (plugins, surgery, placements, weights) and ultralytics itself are imported
@@ -83,6 +89,7 @@ def install(tasks) -> None:
         _tasks = tasks
         if safe is not None and safe._registry is not None:  # built before we were imported: extend it now
             sync()
+        after_import(_compat.EXPORTER_MODULE, _install_exporter)
 
 
 def register():
@@ -118,6 +125,9 @@ def sync():
         safe = _compat.safe_load(_tasks)
         if safe is not None and safe._registry is not None:
             safe._registry.update(_safe_entries(registry))
+        exporter = loaded(_compat.EXPORTER_MODULE)
+        if exporter is not None:  # the exporter imported tasks itself, so it was still executing when install() ran
+            _install_exporter(exporter)
         return registry
 
 
@@ -254,3 +264,48 @@ def _wrap_load(load):
         return None
 
     return _mark(wrapper, load)
+
+
+def _install_exporter(module) -> None:
+    """Wrap ``Exporter.__call__`` of the executed module ``ultralytics.engine.exporter`` once (see ``_exporting``)."""
+    with _lock:
+        call = _compat.exporter_call(module)
+        if call is None:
+            _warn_once(f"ultralytics {_compat.ultralytics_version()} has no {_compat.EXPORTER_MODULE}.Exporter."
+                       "__call__; exports record the graph valid at every input size")
+        elif not getattr(call, _compat.MARK, False):
+            module.Exporter.__call__ = _wrap_export(call)
+
+
+def _wrap_export(call):
+    """Return ``Exporter.__call__`` that runs the export inside ``_exporting`` for its model and arguments."""
+
+    def wrapper(self, *args, **kwargs):
+        model = kwargs.get("model", args[0] if args else None)
+        with _exporting(self, model):
+            return call(self, *args, **kwargs)
+
+    return _mark(wrapper, call)
+
+
+@contextlib.contextmanager
+def _exporting(exporter, model):
+    """Within the block, every TripletAttention of ``model`` holds the export target of ``exporter``.
+
+    The target, ``(format, dynamic)`` (``_compat.export_target``), picks the graph a trace of the module records.
+    ultralytics' exporter deep-copies the model it is given, and the copy (its ``model`` attribute) carries the target
+    with it; both are untold at the end of the block, however it ends.
+    """
+    from .nn import TripletAttention  # lazy: see the note on imports at the top
+
+    def attention(net) -> list:
+        return [m for m in net.modules() if isinstance(m, TripletAttention)] if hasattr(net, "modules") else []
+
+    told, target = attention(model), _compat.export_target(exporter)
+    for m in told:
+        m.export_target = target
+    try:
+        yield
+    finally:
+        for m in told + attention(getattr(exporter, "model", None)):
+            vars(m).pop("export_target", None)

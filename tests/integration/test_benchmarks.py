@@ -55,3 +55,12 @@ def test_bench_triplet_reports_the_small_maps_and_whether_ours_is_never_slower(t
                 assert re.search(rf"^{batch} x {c}x{side}x{side}(\s+[\d.]+){{6}}\s*$", out, re.M), out
     for label in ("inference forward", "training step"):  # a verdict over every map, small ones included
         assert re.search(rf"^  {label}\s+(PASS|FAIL): lowest official/ours [\d.]+ \(\d+ x \d+x\d+x\d+\)", out, re.M)
+
+
+def test_bench_choice_times_two_checkouts_in_turn_and_prints_their_ratio(tmp_path):
+    root = BENCHMARKS.parent
+    p = run([sys.executable, str(BENCHMARKS / "bench_choice.py"), "--against", str(root), "--rounds", "2", "--calls",
+             "20", "--repeats", "3"], tmp_path, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    for context in ("eager inference", "eager training", "traced"):  # each checkout's time, then the ratio per round
+        assert re.search(rf"^{context}\s+[\d.]+\s+[\d.]+\s+median [\d.]+ \([\d.]+-[\d.]+\)$", p.stdout, re.M), p.stdout

@@ -30,6 +30,19 @@ def test_hook_imports_nothing_heavy_at_start(tmp_path):
     assert said(p) == ["[] True"]
 
 
+@pytest.mark.parametrize("first", ["model", "exporter"])
+def test_the_exporter_is_patched_whichever_comes_first(first, tmp_path):
+    """ultralytics imports its exporter on the first export, after the model; a program (or ultralytics' benchmark
+    module) that imports the exporter first imports tasks from inside it, and the exporter is patched once a model is
+    built."""
+    steps = [BUILD, "import ultralytics.engine.exporter as e"]
+    code = "; ".join([*(reversed(steps) if first == "exporter" else steps),
+                      "print('@@', getattr(e.Exporter.__call__, '_ultralytics_triplet', False))"])
+    p = run_python(code, tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert said(p) == ["TripletAttention", "True"]
+
+
 def test_opt_out_variable_patches_nothing_until_register(tmp_path):
     code = (
         "import ultralytics.nn.tasks as t; print('@@', hasattr(t.parse_model, '_ultralytics_triplet'));"

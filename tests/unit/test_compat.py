@@ -49,6 +49,16 @@ def test_the_names_the_patch_wraps_are_all_there():
     assert _compat.missing_internals(_compat.tasks()) == []
 
 
+def test_the_exporter_call_takes_the_model_and_exports_by_its_format_and_dynamic_arguments():
+    import ultralytics.engine.exporter as exporter
+
+    call = _compat.exporter_call(exporter)
+    assert call is not None and "model" in inspect.signature(_compat.original(call)).parameters
+    assert _compat.export_target(exporter.Exporter(overrides={"format": "OpenVINO", "dynamic": True})) == (
+        "openvino", True)
+    assert _compat.exporter_call(object()) is None  # a release without it: the patch leaves the exporter alone
+
+
 def test_base_model_load_logs_the_transferred_line_the_weight_transfer_annotates():
     records = []
     handler = logging.Handler()

@@ -1,33 +1,35 @@
-"""TripletAttention's formulations (``forward_*``), the choice between them (``formulation``) and the public switch
-(``ultralytics_triplet._formulation``: ``set_formulation``, ``ULTRALYTICS_TRIPLET_FORMULATION``).
+"""TripletAttention's formulations (``forward_*``, listed in ``ultralytics_triplet.formulation.FORMULATIONS``), the
+choice between them (``formulation``) and the public switch (``set_formulation``); the environment variable that seeds
+the switch is read at import, so its test starts a process (``tests/integration/test_formulation.py``).
 
-``test_every_formulation_computes_what_the_plain_one_does`` holds the math in one place: every formulation against
-``forward_plain`` on the same inputs and weights. The other tests check which formulation each context gets, call by
-call (a spy on ``TripletAttention.formulation`` shows it, so no comparison is vacuous), and that tools see every gate
-module where they need to. No GPU here: CUDA and CUDA AMP are not tested (the eager fast formulations run on CPU only).
-"""
+``test_every_formulation_computes_what_the_plain_one_does`` holds the math in one place: every formulation of the table
+against ``forward_plain`` on the same inputs and weights. The other tests check which formulation each context gets,
+call by call (a spy on ``TripletAttention.formulation`` shows it, so no comparison is vacuous), and that tools see every
+gate module where they need to. No GPU here: CUDA and CUDA AMP are not tested (the eager fast formulations run on CPU
+only)."""
 
 from __future__ import annotations
 
 import copy
 import io
-import types
 
 import pytest
 import torch
-from helpers import pair, run_python
+from helpers import close_at_scale, pair
 
-from ultralytics_triplet import _compat, get_formulation, set_formulation
-from ultralytics_triplet.nn import SMALL_NUMEL, SMALL_SIDE_PRODUCT, TripletAttention
+from ultralytics_triplet import get_formulation, set_formulation
+from ultralytics_triplet.formulation import FORMULATIONS, SMALL_NUMEL, SMALL_SIDE_PRODUCT
+from ultralytics_triplet.nn import TripletAttention
 
 pytestmark = pytest.mark.newest_only
 
-FORMULATIONS = [name[len("forward_"):] for name in dir(TripletAttention) if name.startswith("forward_")]
+TABLE = {f.name: f for f in FORMULATIONS}
 
 
-def test_the_formulations_are_the_documented_ones():
-    assert sorted(FORMULATIONS) == sorted(
-        ["plain", "autocast", "small", "fused", "no_grad", "export", "export_onnx", "export_openvino"])
+def test_the_table_lists_every_forward_method_once():
+    methods = sorted(name[len("forward_"):] for name in dir(TripletAttention) if name.startswith("forward_"))
+    assert sorted(TABLE) == methods and len(TABLE) == len(FORMULATIONS)
+    assert all(f.runs and f.computes and f.modes for f in FORMULATIONS)
 
 
 def twins(no_spatial: bool = False, dtype=torch.float32, seed: int = 0) -> tuple[TripletAttention, TripletAttention]:
@@ -35,16 +37,6 @@ def twins(no_spatial: bool = False, dtype=torch.float32, seed: int = 0) -> tuple
     _, m = pair(no_spatial, seed=seed)
     m = m.to(dtype)
     return m, copy.deepcopy(m)
-
-
-def close_at_scale(actual: torch.Tensor, expected: torch.Tensor, rtol: float, msg: str) -> None:
-    """Each entry within ``rtol`` of itself or ``rtol / 10`` of the tensor's largest entry.
-
-    Gradients and BatchNorm statistics are sums over many positions, computed in another order by each formulation:
-    their rounding is relative to the size of the terms, of the order of the tensor's largest entry, not to each entry
-    (a small entry can be the sum of large terms).
-    """
-    torch.testing.assert_close(actual, expected, rtol=rtol, atol=rtol / 10 * float(expected.abs().max()), msg=msg)
 
 
 def run(m: TripletAttention, name: str, x: torch.Tensor, w: torch.Tensor, grad: bool) -> dict:
@@ -62,16 +54,6 @@ def run(m: TripletAttention, name: str, x: torch.Tensor, w: torch.Tensor, grad: 
     return out
 
 
-# name: the (train, grad) modes it serves; the export formulations fold BatchNorm, so they run on eval modules.
-MODES = {
-    "autocast": [(True, True), (True, False), (False, True), (False, False)],
-    "small": [(True, True), (True, False), (False, True), (False, False)],
-    "fused": [(True, True), (True, False), (False, True), (False, False)],
-    "no_grad": [(True, False), (False, False)],
-    "export": [(False, False)],
-    "export_onnx": [(False, False)],
-    "export_openvino": [(False, False)],
-}
 CASES = [  # (shape, dtype, layout): odd sides, one channel, one row, channels-last and strided inputs, float64, and a
     # map over 32x32, which zpool_maps pools from x itself rather than from a channels-last copy
     ((2, 8, 10, 12), torch.float32, "contiguous"),
@@ -95,15 +77,16 @@ def make_input(shape, dtype, layout) -> torch.Tensor:
 
 @pytest.mark.parametrize("no_spatial", [False, True])
 @pytest.mark.parametrize("case", range(len(CASES)), ids=lambda i: "{}-{}-{}".format(*CASES[i]))
-@pytest.mark.parametrize("name", sorted(MODES))
+@pytest.mark.parametrize("name", sorted(set(TABLE) - {"plain"}))
 def test_every_formulation_computes_what_the_plain_one_does(name, case, no_spatial):
     """Outputs (values, and their memory layout in eager mode), input and parameter gradients, and BatchNorm buffers, in
-    every mode the formulation serves, against ``forward_plain`` on a twin module (same weights and statistics)."""
+    every (train, grad) mode the table says the formulation serves, against ``forward_plain`` on a twin module (same
+    weights and statistics)."""
     shape, dtype, layout = CASES[case]
     torch.manual_seed(case)
     x, w = make_input(shape, dtype, layout), torch.randn(shape, dtype=dtype)
     rtol = 1e-10 if dtype == torch.float64 else 1e-4
-    for train, grad in MODES[name]:
+    for train, grad in TABLE[name].modes:
         m, plain = twins(no_spatial, dtype)
         m.train(train), plain.train(train)
         got, want = run(m, name, x, w, grad), run(plain, "plain", x, w, grad)
@@ -229,54 +212,31 @@ def test_set_formulation_applies_at_once_and_as_a_context_manager(chosen):
     assert get_formulation() == "auto"
 
 
-def test_the_environment_variable_sets_the_initial_formulation(tmp_path):
-    code = ("from ultralytics_triplet import get_formulation, TripletAttention; import torch; "
-            "m = TripletAttention(); print('@@', get_formulation(), m.formulation(torch.randn(1, 4, 5, 5)))")
-    p = run_python(code, tmp_path, ULTRALYTICS_TRIPLET_FORMULATION="plain")
-    assert p.returncode == 0, p.stderr
-    assert "@@ plain plain" in p.stdout
-    p = run_python(code, tmp_path, ULTRALYTICS_TRIPLET_FORMULATION="fastest")
-    assert p.returncode != 0
-    assert "ULTRALYTICS_TRIPLET_FORMULATION must be one of auto, plain, got 'fastest'" in p.stderr
-
-
-def fake_exporter(fmt: str, dynamic: bool):
-    """An object that looks, to ``export_target``, like ultralytics' ``Exporter`` with these arguments."""
-    cls = type("Exporter", (), {"__module__": "ultralytics.engine.exporter"})
-    exporter = cls()
-    exporter.args = types.SimpleNamespace(format=fmt, dynamic=dynamic)
-    return exporter
-
-
-def called_by(exporter, fn):
-    """Run ``fn`` from a frame whose ``self`` is ``exporter``, as ultralytics' export methods do."""
-
-    def export(self):
-        return fn()
-
-    return export(exporter)
-
-
 @pytest.mark.filterwarnings("ignore::FutureWarning")
-def test_ultralytics_static_exports_get_their_runtimes_formulation(chosen):
-    assert _compat.export_target() is None
-    assert called_by(fake_exporter("OpenVINO", False), _compat.export_target) == ("openvino", False)
+def test_the_export_target_picks_the_runtimes_graph(chosen):
+    """What ultralytics' exporter tells the module (``export_target``) picks the graph an eval trace records: a static
+    ONNX export's inside ``torch.onnx.export`` only, a static OpenVINO export's, else the graph valid at every size."""
     m, x = twins()[0].eval(), torch.randn(SMALL)
-    for fmt, dynamic in [("openvino", False), ("openvino", True), ("onnx", False), ("torchscript", False)]:
-        called_by(fake_exporter(fmt, dynamic), lambda: torch.jit.trace(m, x, check_trace=False))  # noqa: B023
-    called_by(fake_exporter("onnx", False), lambda: torch.onnx.export(m, (x,), io.BytesIO(), dynamo=False))
-    called_by(fake_exporter("onnx", True), lambda: torch.onnx.export(m, (x,), io.BytesIO(), dynamo=False))
-    # A plain trace of a static ONNX export is not in torch.onnx.export: it gets the graph valid at every size.
-    assert chosen == ["export_openvino", "export", "export", "export", "export_onnx", "export"]
+    for target in [("openvino", False), ("openvino", True), ("onnx", False), ("torchscript", False), None]:
+        m.export_target = target
+        torch.jit.trace(m, x, check_trace=False)
+    for target in [("onnx", False), ("onnx", True)]:
+        m.export_target = target
+        torch.onnx.export(m, (x,), io.BytesIO(), dynamo=False)
+    del m.export_target
+    assert chosen == ["export_openvino", "export", "export", "export", "export", "export_onnx", "export"]
+    assert m.export_target is None and "export_target" not in vars(m)
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")
 def test_a_static_export_formulation_is_traced_at_its_size_and_a_dynamic_one_at_any(chosen):
-    m, ref = twins(seed=3)[0].eval(), None
+    m = twins(seed=3)[0].eval()
     ref = copy.deepcopy(m)
     x = torch.randn(2, 6, 7, 9)
     with torch.no_grad():
-        static = called_by(fake_exporter("openvino", False), lambda: torch.jit.trace(m, x, check_trace=False))
+        m.export_target = ("openvino", False)
+        static = torch.jit.trace(m, x, check_trace=False)
+        m.export_target = ("openvino", True)
         dynamic = torch.jit.trace(m, x, check_trace=False)
         torch.testing.assert_close(static(x), ref(x), rtol=1e-5, atol=1e-6)
         for shape in [(2, 6, 7, 9), (1, 6, 12, 5)]:

@@ -1,5 +1,5 @@
 """The kernels of the eager formulations (``ultralytics_triplet._fused``): the memory-lean autograd Functions behind
-``TripletAttention.forward_fused`` (exact gradients, the same results as plain ops) and their no-autograd twins.
+the ``fused`` formulation (exact gradients, the same results as plain ops) and their no-autograd twins.
 
 Which formulation runs where, and that each computes what the plain one does, is tested in ``test_formulation.py``.
 """
@@ -38,16 +38,6 @@ def sums_agree(got: torch.Tensor, want: torch.Tensor, n: int, magnitude: torch.T
     bound = 2 * n * u / (1 - n * u) * magnitude
     excess = (got - want).abs() - bound
     assert (excess <= 0).all(), f"{int((excess > 0).sum())} entries past float32 summation error, by {excess.max()}"
-
-
-def close_at_scale(actual: torch.Tensor, expected: torch.Tensor, rtol: float, msg: str) -> None:
-    """Each entry within ``rtol`` of itself or ``rtol / 10`` of the tensor's largest entry.
-
-    Gradients and BatchNorm statistics are sums over many positions, computed in another order by each path: their
-    rounding is relative to the size of the terms, of the order of the tensor's largest entry, not to each entry (a
-    small entry can be the sum of large terms).
-    """
-    torch.testing.assert_close(actual, expected, rtol=rtol, atol=rtol / 10 * float(expected.abs().max()), msg=msg)
 
 
 @pytest.fixture(params=["one slice", "per sample"])

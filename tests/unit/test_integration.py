@@ -103,3 +103,37 @@ def test_yolov5_repo_yaml_with_anchors_is_converted_with_a_warning(warnings_logg
     model = DetectionModel(d, verbose=False)
     assert model.model[-1].nc == 3
     assert any("anchors" in w for w in warnings_logged)
+
+
+def export_targets(net) -> list:
+    """What each TripletAttention of ``net`` was told by an exporter (None: nothing; the class default)."""
+    return [vars(m).get("export_target") for m in net.modules() if isinstance(m, TripletAttention)]
+
+
+@pytest.mark.parametrize(("fmt", "fails"), [("torchscript", False), ("onnx", True)])
+def test_an_export_tells_every_attention_module_its_target_and_takes_it_back(fmt, fails, tmp_path, monkeypatch):
+    """ultralytics' exporter, through the patched ``Exporter.__call__``: while the format's own export method runs,
+    every attention module of the model (and of the exporter's copy of it) holds ``(format, dynamic)``; after the
+    export, none holds anything, also when the format's method raised (a failure injected there)."""
+    from ultralytics.engine.exporter import Exporter
+
+    monkeypatch.chdir(tmp_path)
+    model, seen, exporters = YOLO("yolov5n-triplet-dense.yaml"), [], []
+    original = getattr(Exporter, f"export_{fmt}")
+
+    def export_format(self, *args, **kwargs):
+        seen.append((export_targets(model.model), export_targets(self.model)))
+        exporters.append(self)
+        if fails:
+            raise RuntimeError("export failure injected by the test")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Exporter, f"export_{fmt}", export_format)
+    rows = len(export_targets(model.model))
+    if fails:
+        with pytest.raises(RuntimeError, match="export failure injected by the test"):
+            model.export(format=fmt.upper(), imgsz=64, device="cpu")
+    else:
+        assert Path(model.export(format=fmt.upper(), imgsz=64, device="cpu")).is_file()
+    assert rows > 1 and seen == [([(fmt, False)] * rows, [(fmt, False)] * rows)]
+    assert export_targets(model.model) == export_targets(exporters[0].model) == [None] * rows
