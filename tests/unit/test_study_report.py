@@ -136,8 +136,8 @@ def test_several_comparisons_are_written_as_holm_verdicts_with_the_front_in_the_
 
 
 def test_the_demos_table_keeps_the_plain_model_and_says_why_each_other_row_is_not_worth_it():
-    """The demo's rows (its means and spreads over 2 seeds, its latencies and costs): nothing is detectably better than
-    the plain model, which is also the cheapest."""
+    """The rows of the demo's table in docs/study.md (its means and spreads over 2 seeds, its latencies and costs, with
+    a spread of 2% per round): nothing is detectably better than the plain model, which is also the cheapest."""
     more = [("yolov5s.yaml", Role.REFERENCE, None), ("yolov5n-triplet.yaml", Role.VARIANT, "TripletAttention"),
             ("yolov5n-CBAM.yaml", Role.VARIANT, "CBAM"), ("yolov5n+CBAM@4.yaml", Role.VARIANT, "CBAM")]
     plan = fake_plan(fake_variants(*more), seeds=2)
@@ -145,7 +145,7 @@ def test_the_demos_table_keeps_the_plain_model_and_says_why_each_other_row_is_no
              "yolov5n-triplet.yaml": (0.0453, 0.0006), "yolov5n-CBAM.yaml": (0.0458, 0.0163),
              "yolov5n+CBAM@4.yaml": (0.0092, 0.0130)}  # mean, std
     values = {k: [m - sd / math.sqrt(2), m + sd / math.sqrt(2)] for k, (m, sd) in shown.items()}
-    ratios = [1.0, 1.08, 3.5, 1.19, 1.01, 0.98]
+    ratios = [1.0, 1.08, 4.08, 1.18, 1.01, 0.99]
     rounds = {k: [ms * r * (1 + 0.02 * math.sin(3 * j + k)) for j, ms in enumerate([0.6, 0.62, 0.58, 0.6] * 5)]
               for k, r in enumerate(ratios)}
     rows = costed(judge(summarize(plan, fake_records(values))), [0.6] * 6, rounds=rounds,
@@ -156,9 +156,10 @@ def test_the_demos_table_keeps_the_plain_model_and_says_why_each_other_row_is_no
     assert {(r.worth.standing, r.worth.versus) for r in rows[1:]} == {(Standing.NOT_WORTH_IT, "yolov5n.yaml")}
     words = {r.config: worth_words(r.worth) for r in rows}
     assert words["yolov5n.yaml"] == "the choice"
-    assert words["yolov5n-triplet.yaml"] == "no detectable gain over yolov5n.yaml at +19% latency"
-    assert words["yolov5s.yaml"] == "no detectable gain over yolov5n.yaml at +250% latency"
-    assert words["yolov5n+CBAM@4.yaml"] == "ties with yolov5n.yaml (latency -2%, within the noise), which is cheaper"
+    assert words["yolov5n-triplet.yaml"] == "no detectable gain over yolov5n.yaml at +18% latency"
+    assert words["yolov5s.yaml"] == "no detectable gain over yolov5n.yaml at +308% latency"
+    assert words["yolov5n+TA@4.yaml"] == "no detectable gain over yolov5n.yaml at +8% latency"
+    assert words["yolov5n+CBAM@4.yaml"] == "ties with yolov5n.yaml (latency -1%, within the noise), which is cheaper"
     assert words["yolov5n-CBAM.yaml"] == "ties with yolov5n.yaml (latency +1%, within the noise), which is cheaper"
     runs = {r["config"]: r for r in csv_rows(plan, fake_records(values), rows)}  # the same reading, typed
     triplet = runs["yolov5n-triplet.yaml"]

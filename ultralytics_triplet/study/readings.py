@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 __all__ = ("LATENCY_TIE", "Detectability", "Finding", "Reason", "Standing", "Verdict", "Worth")
 
-# Latency differences under 5% are ties (``Reason.TIE``), however narrow their interval: two copies of the same
-# exported model, timed interleaved as the study times them, read a few percent apart, at times with an interval that
-# excludes 1 (benchmarks/bench_latency_noise.py), and many rounds make any steady difference of that size significant.
+# Latency differences under 5% are ties (``Reason.TIE``), however narrow their interval. Copies of one exported model,
+# timed interleaved as the study times its rows, read a few percent apart: at 200 rounds the last copy of a round read
+# 0.6-5.2% faster than the first, steadily, at times with an interval that excludes 1. Many rounds make such a
+# difference significant, yet it is no property of the model (benchmarks/bench_latency_noise.py and its results).
 LATENCY_TIE = 0.05
 
 
