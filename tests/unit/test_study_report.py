@@ -111,7 +111,7 @@ def test_several_comparisons_are_written_as_holm_verdicts_with_the_front_in_the_
     found = [r for r in rows if r.verdict.detectability]
     assert [r.config for r in found] == ["yolov5n+TA@4.yaml", "yolov5n+CBAM@4.yaml"]
     assert ("No difference detectable: the smallest ΔmAP50-95 these seeds detect, either way, with 80% power at the "
-            "1.67% (5% over 3 comparisons, as Holm's first step tests) level") in text
+            "1.67% level (5% over 3 comparisons, as Holm's first step tests)") in text
     for r in found:
         d = r.verdict.detectability
         assert f"  {r.config}" in text and f"{d.difference:.4f} at 3 seeds; 0.01 needs about {d.seeds} seeds" in text

@@ -232,11 +232,10 @@ def _detectability_note(rows: Sequence[Summary]) -> str:
     first, label = found[0][1].detectability, rows[0].verdict_metric.label
     width = max(len(config) for config, _ in found)
     comparisons = round((1.0 - LEVEL) / first.level)
-    level = f"{100 * first.level:.3g}%" + ("" if comparisons == 1 else f" (5% over {comparisons} comparisons, as "
-                                                                        "Holm's first step tests)")
+    why = "" if comparisons == 1 else f" (5% over {comparisons} comparisons, as Holm's first step tests)"
     lines = [f"No difference detectable: the smallest Δ{label} these seeds detect, either way, with "
-             f"{first.power:.0%} power at the {level} level, from the spread of each row's paired differences; and "
-             f"about how many seeds a Δ{label} of {first.size:g} would need:"]
+             f"{first.power:.0%} power at the {100 * first.level:.3g}% level{why}, from the spread of each row's "
+             f"paired differences; and about how many seeds a Δ{label} of {first.size:g} would need:"]
     for config, v in found:
         d = v.detectability
         seeds = f"about {d.seeds} seeds" if d.seeds is not None else f"more than {MAX_SEEDS} seeds"
@@ -249,7 +248,7 @@ def _p_text(p: float) -> str:
 
 
 def _latency_text(cost: Cost | None, plain: bool) -> str:
-    """``6.8 (+24%)``: the median ms, and the median ratio to the plain model in the same round."""
+    """``6.8 (+24%)``: the median ms, and the geometric-mean ratio to the plain model in the same round."""
     if cost is None or math.isnan(cost.latency_ms):
         return "-"
     return f"{cost.latency_ms:.1f}" if plain else f"{cost.latency_ms:.1f} ({cost.latency_ratio - 1:+.0%})"
