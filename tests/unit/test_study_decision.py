@@ -207,6 +207,16 @@ def test_latency_is_weighed_with_its_spread_and_differences_under_the_floor_are_
     assert_agree(rows)
 
 
+@pytest.mark.parametrize("ratio, reason", [(1.2, Reason.NO_DETECTABLE_GAIN), (1.03, Reason.TIE)])
+def test_with_one_latency_round_the_ratio_is_read_as_a_point_against_the_floor(ratio, reason):
+    plan = fake_plan(seeds=3)
+    rows = judge(summarize(plan, fake_records({"yolov5n.yaml": [0.30, 0.33, 0.31],
+                                               "yolov5n+TA@4.yaml": [0.31, 0.32, 0.31]})))
+    rows = front(costed(rows, [5.0, 5.0 * ratio], rounds={0: [5.0], 1: [5.0 * ratio]}))  # --latency-runs 1
+    assert math.isnan(rows[1].cost.latency_lo)
+    assert (rows[0].worth.standing, rows[1].worth.reason) == (Standing.CHOICE, reason)
+
+
 def test_a_row_detectably_below_the_plain_model_is_less_accurate_at_a_tied_latency():
     rows = study({"yolov5n.yaml": [0.30, 0.33, 0.31, 0.32], "yolov5n+TA@4.yaml": [0.20, 0.24, 0.21, 0.22]},
                  [1.0, 1.01])
