@@ -322,12 +322,16 @@ def fake_records(values: dict[str, list[float]], order: str = "seed"):
             for config, vs in values.items() for seed, v in enumerate(vs)]
 
 
-def costed(rows, latencies: list[float]):
-    """The rows with made-up costs (latency in ms, in row order)."""
+def costed(rows, latencies: list[float], rounds: dict[int, list[float]] | None = None,
+           gflops: list[float] | None = None):
+    """The rows with made-up costs, as the study makes them from its rounds (``Cost.timed``): row k timed
+    ``latencies[k]`` ms in each of 5 rounds, or ``rounds[k]`` ms round by round; 0.5 GFLOPs (or ``gflops[k]``) and
+    1000 + k parameters, so that the plain model is the cheapest where GFLOPs are equal."""
     import dataclasses
 
     from ultralytics_triplet.study.report import Cost
 
-    return [dataclasses.replace(r, cost=Cost(parameters=1000 + k, gflops=0.5, latency_ms=ms,
-                                             latency_ratio=ms / latencies[0], runtime="onnx"))
-            for k, (r, ms) in enumerate(zip(rows, latencies))]
+    times = [list((rounds or {}).get(k, [ms] * 5)) for k, ms in enumerate(latencies)]
+    return [dataclasses.replace(r, cost=Cost.timed({"parameters": 1000 + k, "gflops": gflops[k] if gflops else 0.5},
+                                                   t, times[0], "onnx"))
+            for k, (r, t) in enumerate(zip(rows, times))]

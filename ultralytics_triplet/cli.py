@@ -202,7 +202,8 @@ def cmd_study(args: argparse.Namespace) -> int:
         f"{PROG}: {result.trained} run{'s' * (result.trained != 1)} trained, {result.resumed} resumed, "
         f"{result.reused} reused; results in {result.out.resolve()}:\n"
         f"  study.txt  the table above\n"
-        f"  study.csv  one row per run (row, role, module, seed, metrics, p-values, latency, front, times, paths)\n"
+        f"  study.csv  one row per run (row, role, module, seed, metrics, p-values, verdict, how far from detectable, "
+        f"latency with its interval, worth it, times, paths)\n"
         f"  study.png  each row's paired difference to the plain model (mean, 95% CI, each seed), the values, and "
         f"accuracy against latency with the front\n"
         f"  runs/      the ultralytics training runs, each with its train.log"
@@ -340,8 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train the plain model, its references and each placement of each module with the "
                        "same seeds, data, budget and hyper-parameters; print mean ± std per row, the paired "
                        "difference to the plain model with a 95% t-interval, a verdict (Holm-adjusted over the rows "
-                       "when there are several), parameters, GFLOPs, latency in the runtime the model ships in, and "
-                       "whether another row beats it on both accuracy and latency. Writes study.txt, study.csv and "
+                       "when there are several; where it finds no difference, how far from detectable), parameters, "
+                       "GFLOPs, latency in the runtime the model ships in, and whether the row is worth it: not where "
+                       "another row is detectably better on one count and not worse on the other, or ties with it on "
+                       "both and is cheaper. Writes study.txt, study.csv and "
                        "study.png (the paired differences, and accuracy against latency) in --out. One progress bar "
                        "shows the runs; each run's log goes to runs/RUN/train.log. Resumable: the same command again "
                        "reuses finished runs, continues an interrupted one and trains only what is missing.")
@@ -382,6 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
                    + " (default: %(default)s)")
     p.add_argument("--latency-runs", type=int, default=StudyOptions.latency_runs,
                    help="interleaved rounds of the latency measurement (default: %(default)s)")
+    p.add_argument("--detect", type=float, default=StudyOptions.detect, metavar="DIFF",
+                   help="a difference of the verdict's metric (mAP50-95 for detection): where a verdict finds no "
+                   "difference, the footnote says about how many seeds would detect one this large, with 80%% power "
+                   "(default: %(default)s)")
     p.add_argument("--verbose", action="store_true",
                    help="stream every run's full ultralytics log instead of the progress bar")
     p.set_defaults(func=cmd_study)

@@ -209,6 +209,9 @@ def test_study_bad_position_is_one_line_listing_the_valid_indices_and_writes_not
     (["--references", "{tmp}/nope.yaml"], ["--references", "nope.yaml", "does not resolve"]),
     (["--references", "yolov5s.pt"], ["--references", "'yolov5s.pt' is neither scale-up nor a model config"]),
     (["--latency", "tensorrt"], ["--latency", "invalid choice"]),
+    (["--detect", "0"], ["--detect must be a difference of the verdict's metric above 0 and at most 1, got 0.0"]),
+    (["--detect", "1.5"], ["--detect", "at most 1, got 1.5"]),
+    (["--detect", "nan"], ["--detect", "got nan"]),
 ])
 def test_study_bad_input_is_one_line_and_writes_nothing(args, words, shapes_data, tmp_path, capsys):
     out = tmp_path / "study"
@@ -272,12 +275,13 @@ def test_study_options_are_the_flags_gathered_into_one_object(shapes_data, tmp_p
 
     monkeypatch.setattr(steps, "conduct", interrupted)
     assert main(["study", "--data", str(shapes_data), "--model", "yolov5n.yaml", "--placements", "triplet", "after:4",
-                 "--seeds", "2", "--device", "cpu", "--workers", "0", "--out", str(tmp_path / "study")]) == 130
+                 "--seeds", "2", "--device", "cpu", "--workers", "0", "--detect", "0.02",
+                 "--out", str(tmp_path / "study")]) == 130
     assert main(["study", "--data", str(shapes_data)]) == 130
     assert seen == [
         StudyOptions(data=str(shapes_data), model="yolov5n.yaml", placements=["triplet", "after:4"], seeds=2,
                      device="cpu", out=str(tmp_path / "study"), modules=["TripletAttention"], references=[],
-                     train_args={"workers": 0}),
+                     detect=0.02, train_args={"workers": 0}),
         StudyOptions(data=str(shapes_data), placements=list(StudyOptions.placements), modules=["TripletAttention"],
                      references=[]),  # every default is the options' own
     ]

@@ -38,7 +38,7 @@ def test_the_plan_carries_the_options_checked_and_writes_nothing(shapes_data, tm
 
 def test_only_what_a_run_learns_from_changes_the_fingerprint(shapes_data, tmp_path):
     fingerprint = make_plan(options(shapes_data, tmp_path)).fingerprint
-    how = dict(device="cpu", latency_runs=3, verbose=True, seeds=5, train_args={"workers": 2, "lr0": 0.02})
+    how = dict(device="cpu", latency_runs=3, verbose=True, seeds=5, detect=0.02, train_args={"workers": 2, "lr0": 0.02})
     assert make_plan(options(shapes_data, tmp_path, **how)).fingerprint == fingerprint
     assert make_plan(options(shapes_data, tmp_path, train_args={"lr0": 0.03})).fingerprint != fingerprint
     assert make_plan(options(shapes_data, tmp_path, batch=4)).fingerprint != fingerprint
@@ -59,6 +59,9 @@ def test_a_bad_option_is_refused_before_anything_is_read(tmp_path):
     with pytest.raises(ValueError, match="latency_runs must be an integer >= 1, got 0") as e:
         make_plan(StudyOptions(tmp_path / "missing.yaml", latency_runs=0, out=tmp_path / "study"))
     assert e.value.param == "latency_runs"
+    with pytest.raises(ValueError, match="detect must be a difference of the verdict's metric above 0") as e:
+        make_plan(StudyOptions(tmp_path / "missing.yaml", detect=-0.01, out=tmp_path / "study"))
+    assert e.value.param == "detect"
     with pytest.raises(ValueError, match="train argument epochs are set by the study itself"):
         make_plan(StudyOptions(tmp_path / "missing.yaml", train_args={"epochs": 3}))
     assert not (tmp_path / "study").exists()

@@ -12,6 +12,7 @@ from ultralytics_triplet.study.stats import (
     POWER,
     detectable_difference,
     holm,
+    log_ratio_interval,
     mean_interval,
     paired_interval,
     power,
@@ -51,6 +52,18 @@ def test_paired_interval_is_the_t_interval_of_the_differences():
     assert one.n == 1 and one.mean == pytest.approx(0.1) and math.isnan(one.lo) and math.isnan(one.hi)
     with pytest.raises(ValueError, match="equal lengths"):
         paired_interval([0.5, 0.6], [0.5])
+
+
+def test_latency_ratios_are_paired_by_round_in_logs_and_agree_between_pairs():
+    plain, a, b = [5.0, 5.5, 4.8, 6.0], [6.0, 6.5, 5.9, 7.1], [10.0, 11.5, 9.4, 12.2]
+    d = log_ratio_interval(plain, a)
+    assert d == mean_interval([math.log(y / x) for x, y in zip(plain, a)])
+    assert math.exp(d.mean) == pytest.approx(math.prod(y / x for x, y in zip(plain, a)) ** 0.25)  # geometric mean
+    assert d.lo < d.mean < d.hi
+    assert log_ratio_interval(a, b).mean == pytest.approx(log_ratio_interval(plain, b).mean - d.mean)
+    assert math.isnan(log_ratio_interval([5.0], [6.0]).lo)  # one round: no interval
+    with pytest.raises(ValueError, match="equal lengths"):
+        log_ratio_interval(plain, a[:3])
 
 
 @pytest.mark.parametrize("diffs, expected", [

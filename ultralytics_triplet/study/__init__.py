@@ -5,8 +5,9 @@ with each module (a named one, ``STEM-PLACEMENT.yaml``: ``yolo11n.yaml`` -> ``yo
 positions, ``after:4,6``: ``yolo11n+TA@4,6.yaml``, ``yolo11n+CBAM@4,6.yaml``; or ``each-backbone``) are trained
 through the normal ultralytics trainer with the same seeds, data, budget and hyper-parameters, locally or as Ray
 tasks. Each row's result is the paired difference to the plain model at the same seed, with a 95% t-interval, a
-verdict (Holm-adjusted over the rows where there are several), its cost in the runtime the model ships in, and
-whether another row beats it on both accuracy and latency.
+verdict (Holm-adjusted over the rows where there are several; where it finds no difference, how far from detectable
+it is), its cost in the runtime the model ships in, and whether it is worth it, read on the same paired evidence: a
+row is worth its cost only where its gain is detectable.
 
 One job per file: ``steps`` (``run_study``, ``conduct`` and the steps), ``options`` (``StudyOptions``, the one object
 that carries a study's options to every step, and the words they take), ``stats`` (t quantiles, paired intervals and
@@ -14,8 +15,8 @@ tests, Holm), ``variants`` (what each row builds, its name and role), ``plan`` (
 settings), ``fingerprint`` (what makes two studies the same), ``store`` (``study.json`` and the records), ``run`` (one
 training run), ``data_order`` (each seed its own data order), ``console`` (progress bars, each run's log file),
 ``backends`` (local, Ray), ``readings`` (verdicts and worth-it readings as typed values), ``decision`` (the verdicts,
-the front), ``report`` (summaries; the table and the CSV, where the readings become words), ``costs`` (parameters,
-GFLOPs, latency in a runtime) and ``plot`` (the chart).
+how far from detectable, the front), ``report`` (summaries; the table and the CSV, where the readings become words),
+``costs`` (parameters, GFLOPs, latency in a runtime) and ``plot`` (the chart).
 
 Output directory (``out``):
     study.json         the study's settings and their fingerprint (a changed setting is a different study)

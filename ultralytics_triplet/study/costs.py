@@ -16,7 +16,6 @@ the table's footnote.
 from __future__ import annotations
 
 import dataclasses
-import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -51,8 +50,9 @@ def settings(plan: Plan) -> str:
     """How the latency column of ``plan`` is measured, for the table's footnote (after the column's name)."""
     options, imgsz = plan.options, plan.settings.imgsz
     runtime = RUNTIME[options.latency]
-    lead = (f"batch-1 latency at imgsz {imgsz}, median of {options.latency_runs} interleaved rounds (in brackets: vs "
-            "the plain model in the same rounds), first seed's weights; ")
+    lead = (f"batch-1 latency at imgsz {imgsz}, median of {options.latency_runs} interleaved rounds (in brackets: its "
+            "time over the plain model's in the same round, geometric mean over the rounds; its 95% interval in "
+            "study.csv and the chart), first seed's weights; ")
     if runtime.name == "torch":
         where = "GPU, each call synchronized" if _on_gpu(options.device) else f"CPU, {THREADS} thread"
         return f"{lead}PyTorch {torch.__version__}, eager, Conv+BN fused, {where}."
@@ -142,11 +142,5 @@ def measure_costs(rows: Sequence[Summary], plan: Plan, out: Path) -> list[Summar
         torch.set_num_threads(previous)
     plain = times[rows[0].config]
     device_name = "GPU" if runtime.name == "torch" and _on_gpu(device) else "CPU"
-    costed = []
-    for r, s in zip(rows, stats):
-        t = times[r.config]
-        ratio = statistics.median(a / b for a, b in zip(t, plain))
-        cost = Cost(parameters=s["parameters"], gflops=s["gflops"], latency_ms=statistics.median(t),
-                    latency_ratio=ratio, runtime=runtime.name, device=device_name)
-        costed.append(dataclasses.replace(r, cost=cost))
-    return costed
+    return [dataclasses.replace(r, cost=Cost.timed(s, times[r.config], plain, runtime.name, device_name))
+            for r, s in zip(rows, stats)]

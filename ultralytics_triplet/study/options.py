@@ -16,14 +16,15 @@ from typing import Any
 from .._checks import fail
 from ..placements import NAMES
 
-__all__ = ("AFTER", "EACH_BACKBONE", "FORMS", "MODULE", "RUNTIME", "RUNTIMES", "SCALE_UP", "Runtime", "StudyOptions",
-           "check_runtime")
+__all__ = ("AFTER", "DETECT", "EACH_BACKBONE", "FORMS", "MODULE", "RUNTIME", "RUNTIMES", "SCALE_UP", "Runtime",
+           "StudyOptions", "check_detect", "check_runtime")
 
 AFTER = "after:"  # after:4 or after:4,6,8
 EACH_BACKBONE = "each-backbone"
 FORMS = (*NAMES, f"{AFTER}I[,J...]", EACH_BACKBONE)  # how the errors and the help list the placement forms
 MODULE = "TripletAttention"  # the module every placement inserts unless `modules` says otherwise
 SCALE_UP = "scale-up"  # the reference that is the model at its next scale letter: yolov5n.yaml -> yolov5s.yaml
+DETECT = 0.01  # the difference of the verdict's metric a study says the seeds needed for (mAP50-95 0.01: one point)
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,18 @@ def check_runtime(latency: str) -> Runtime:
     return runtime
 
 
+def check_detect(detect: Any) -> float:
+    """Return ``detect`` as a float if it is a difference a metric between 0 and 1 can show: above 0, at most 1.
+
+    Raises:
+        ValueError: Otherwise, naming ``detect``.
+    """
+    if isinstance(detect, bool) or not isinstance(detect, (int, float)) or not 0 < detect <= 1:
+        raise fail(ValueError, "detect", f"must be a difference of the verdict's metric above 0 and at most 1, "
+                   f"got {detect!r}")
+    return float(detect)
+
+
 @dataclass(frozen=True)
 class StudyOptions:
     """Everything a study is asked to do: ``run_study``'s arguments (see there), or the ``study`` command's flags.
@@ -102,6 +115,7 @@ class StudyOptions:
         modules (tuple[str, ...]): The modules each placement is built with.
         references (tuple[str, ...]): Plain models trained alike and compared with ``model``.
         latency (str): The runtime of the latency column (``torch``, ``onnx``, ``openvino``).
+        detect (float): The difference of the verdict's metric a verdict of no difference says the seeds needed for.
         train_args (dict[str, Any]): Further ultralytics train arguments for every run.
     """
 
@@ -122,4 +136,5 @@ class StudyOptions:
     modules: tuple[str, ...] = (MODULE,)
     references: tuple[str, ...] = ()
     latency: str = "torch"
+    detect: float = DETECT
     train_args: dict[str, Any] = field(default_factory=dict)

@@ -14,7 +14,7 @@ from .. import _compat
 from .._checks import check_checkpoint, check_free_dir, check_int, fail, is_int
 from .backends import import_ray
 from .fingerprint import check_data, digest, model_identity, sha256_file
-from .options import StudyOptions, check_runtime
+from .options import StudyOptions, check_detect, check_runtime
 from .variants import Variant, build_variants, check_forms, check_modules, check_references
 
 __all__ = ("FORMAT", "STUDY_FILE", "Plan", "Settings", "make_plan")
@@ -115,6 +115,7 @@ def make_plan(options: StudyOptions) -> Plan:
     """
     o = options
     check_int("latency_runs", o.latency_runs, 1)
+    check_detect(o.detect)
     check_int("seeds", o.seeds, 2)  # a paired interval needs at least 2 seeds
     check_int("epochs", o.epochs, 1)
     check_int("imgsz", o.imgsz, 32)

@@ -4,8 +4,10 @@ accuracy against latency.
 Top, one line per row, as in the table: for each metric, the difference to the plain model at each seed (dots), their
 mean and its 95% t-interval (a bar, coloured by what the verdict reads), and a line at 0; then each seed's value of
 the verdict's metric and its mean ± std. Below, the decision: each row's mean of the verdict's metric with its 95%
-interval against its latency relative to the plain model (the median ratio in the same rounds, as the front reads
-it), the front drawn through the rows no other row dominates, each point labelled.
+interval against its latency relative to the plain model with its 95% interval (the geometric mean of the ratio in the
+same rounds, as the worth-it column reads it), each point labelled. The front is ringed (the choice where it is one
+row) and a line joins its rows only where there are several; a row that is not worth it is drawn hollow, with a line
+to the row it is weighed against: dashed where it is a tie on both counts, which goes to the cheaper row.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
 from .._plot import figure
 from .plan import Plan
-from .readings import Standing
+from .readings import Reason, Standing
 from .report import MetricSummary, Summary, latency_header
 from .variants import Role
 
@@ -106,33 +108,51 @@ def _label(ax, rows: Sequence[Summary], fontsize: float = 7.0) -> None:
                     arrowprops={"arrowstyle": "-", "color": "0.6", "linewidth": 0.6} if shift else None)
 
 
+def _bounds(mean: float, lo: float, hi: float) -> tuple[float, float]:
+    """The lengths below and above ``mean`` of its interval (0 where it has none), as matplotlib's error bars take."""
+    return (0.0, 0.0) if math.isnan(lo) or math.isnan(hi) else (mean - lo, hi - mean)
+
+
 def _front_panel(ax, rows: Sequence[Summary]) -> list[Summary]:
-    """Each row's mean of the verdict's metric (95% interval) against its latency; the front through the undominated
-    rows, ringed; return the rows drawn (to be labelled once the figure is laid out)."""
+    """Each row's mean of the verdict's metric against its latency, both with their 95% intervals; the front ringed,
+    joined where it has several rows; rows not worth it hollow, with a line to the row they are weighed against
+    (dashed: a tie); return the rows drawn (to be labelled once the figure is laid out)."""
     measured = [r for r in rows if r.cost is not None and not math.isnan(r.cost.latency_ratio)]
-    for role, (name, colour) in ROLES.items():
-        group = [r for r in measured if r.role is role]
-        if not group:
+    at = {r.config: (r.cost.latency_ratio, r.verdict_metric.mean) for r in measured}
+    named = set()
+    for r in measured:
+        name, colour = ROLES[r.role]
+        m, c = r.verdict_metric, r.cost
+        worth = r.worth.standing if r.worth else None
+        ax.errorbar([c.latency_ratio], [m.mean], yerr=[[v] for v in _bounds(m.mean, m.interval.lo, m.interval.hi)],
+                    xerr=[[v] for v in _bounds(c.latency_ratio, c.latency_lo, c.latency_hi)], fmt="o", color=colour,
+                    mfc="white" if worth is Standing.NOT_WORTH_IT else colour, capsize=4, zorder=3,
+                    label=None if name in named else name)
+        named.add(name)
+    for r in measured:  # each row not worth it: a line to the row it is weighed against
+        if r.worth is None or r.worth.standing is not Standing.NOT_WORTH_IT:
             continue
-        xs = [r.cost.latency_ratio for r in group]
-        ys = [r.verdict_metric.mean for r in group]
-        lo = [r.verdict_metric.mean - (r.verdict_metric.mean if math.isnan(r.verdict_metric.interval.lo)
-                                       else r.verdict_metric.interval.lo) for r in group]
-        hi = [(r.verdict_metric.mean if math.isnan(r.verdict_metric.interval.hi) else r.verdict_metric.interval.hi)
-              - r.verdict_metric.mean for r in group]
-        ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o", color=colour, capsize=4, zorder=3, label=name)
-    on_front = sorted((r for r in measured if r.worth is not None and r.worth.standing is Standing.ON_FRONT),
+        tie = r.worth.reason is Reason.TIE
+        name = "a tie on both counts, gone to the cheaper row" if tie else "not worth it against the row it leads to"
+        (x0, y0), (x1, y1) = at[r.config], at[r.worth.versus]
+        ax.plot([x0, x1], [y0, y1], color="0.55", linewidth=0.9, linestyle="--" if tie else ":", zorder=2,
+                label=None if name in named else name)
+        named.add(name)
+    on_front = sorted((r for r in measured if r.worth is not None and r.worth.standing in (Standing.CHOICE,
+                                                                                          Standing.ON_FRONT)),
                       key=lambda r: r.cost.latency_ratio)
     if on_front:
         xs, ys = [r.cost.latency_ratio for r in on_front], [r.verdict_metric.mean for r in on_front]
-        ax.step(xs, ys, where="post", color=FRONT_COLOUR, linewidth=1.5, alpha=0.8, zorder=4,
-                label="front (undominated rows)")
-        ax.scatter(xs, ys, s=130, facecolors="none", edgecolors=FRONT_COLOUR, linewidths=1.5, zorder=5)
+        if len(on_front) > 1:  # rows each detectably better than the others on one count: a trade-off
+            ax.step(xs, ys, where="post", color=FRONT_COLOUR, linewidth=1.5, alpha=0.8, zorder=4,
+                    label="front (detectable trade-offs)")
+        ax.scatter(xs, ys, s=130, facecolors="none", edgecolors=FRONT_COLOUR, linewidths=1.5, zorder=5,
+                   label="the choice" if len(on_front) == 1 else "on the front")
     label = rows[0].verdict_metric.label
-    ax.set_title(f"{label} against latency: the front runs through the rows no other row beats on both "
-                 "(overlapping intervals: a tie)", fontsize=10)
-    ax.set_xlabel(f"latency relative to {rows[0].config} ({latency_header(rows)[:-3]}): median ratio in the same "
-                  "interleaved rounds", fontsize=8)
+    ax.set_title(f"{label} against latency, both with 95% intervals: rows not worth it (hollow) are matched on both "
+                 "counts by the row their line leads to", fontsize=10)
+    ax.set_xlabel(f"latency relative to {rows[0].config} ({latency_header(rows)[:-3]}): geometric mean of the ratio "
+                  "in the same interleaved rounds", fontsize=8)
     ratios = [r.cost.latency_ratio for r in measured if r.cost.latency_ratio > 0]
     if ratios and max(ratios) / min(ratios) > 3:  # a larger model far to the right: a log axis keeps the rest apart
         ax.set_xscale("log", base=2)

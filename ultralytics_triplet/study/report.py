@@ -20,9 +20,9 @@ from .. import _compat
 from .._files import atomic_write
 from .._text import duration, table
 from .plan import Plan
-from .readings import Finding, Standing, Verdict, Worth
+from .readings import LATENCY_TIE, Finding, Reason, Standing, Verdict, Worth
 from .run import RunRecord
-from .stats import Interval, mean_interval, paired_interval
+from .stats import LEVEL, MAX_SEEDS, Interval, log_ratio_interval, mean_interval, paired_interval
 from .variants import Role
 
 __all__ = ("Cost", "MetricSummary", "Summary", "csv_rows", "format_table", "label", "latency_header", "metrics_of",
@@ -81,10 +81,13 @@ class Cost:
         parameters (int): Parameters of the model as built.
         gflops (float): GFLOPs at the study's image size.
         latency_ms (float): Batch-1 latency, median over the interleaved rounds.
-        latency_ratio (float): Median over the rounds of its time over the plain model's in the same round (1 for
-            the plain model).
+        latency_ratio (float): Its time over the plain model's in the same round, geometric mean over the rounds (1
+            for the plain model).
         runtime (str): Where it was timed (``torch``, ``onnx``, ``openvino``).
         device (str): ``CPU`` or ``GPU``.
+        latency_lo (float): Lower bound of the 95% interval of ``latency_ratio`` (NaN with fewer than 2 rounds).
+        latency_hi (float): Its upper bound.
+        rounds (tuple[float, ...]): Its per-call time in each round (ms), in round order: what rows are compared on.
     """
 
     parameters: int
@@ -93,6 +96,19 @@ class Cost:
     latency_ratio: float
     runtime: str
     device: str = "CPU"
+    latency_lo: float = math.nan
+    latency_hi: float = math.nan
+    rounds: tuple[float, ...] = ()
+
+    @classmethod
+    def timed(cls, stats: dict[str, Any], rounds: Sequence[float], plain: Sequence[float], runtime: str,
+              device: str = "CPU") -> Cost:
+        """The cost of a row with ``stats`` (its ``parameters`` and ``gflops``) timed ``rounds`` ms per call, round by
+        round beside the plain model's ``plain``: the median, and the geometric-mean ratio with its 95% interval."""
+        ratio = log_ratio_interval(plain, rounds)  # its time over the plain model's in each round, in logs
+        return cls(parameters=stats["parameters"], gflops=stats["gflops"], latency_ms=statistics.median(rounds),
+                   latency_ratio=math.exp(ratio.mean), runtime=runtime, device=device, latency_lo=math.exp(ratio.lo),
+                   latency_hi=math.exp(ratio.hi), rounds=tuple(rounds))
 
 
 @dataclass(frozen=True)
@@ -115,8 +131,8 @@ class Summary:
         verdict (Verdict | None): What the paired comparison with the plain model finds (``BASELINE`` for the plain
             model); None until judged.
         cost (Cost | None): Parameters, GFLOPs and latency, once measured.
-        worth (Worth | None): On the front, or not worth it where row ``versus`` has a higher mean of the verdict's
-            metric at a lower latency; None until the costs are weighed.
+        worth (Worth | None): The choice, on the front, or not worth it where row ``versus`` is at least as good on
+            both counts; None until the costs are weighed.
     """
 
     config: str
@@ -190,13 +206,41 @@ def verdict_words(v: Verdict | None) -> str:
 
 
 def worth_words(w: Worth | None) -> str:
-    """A worth-it reading in words: ``on the front``, ``dominated by X`` (``+N more`` where others dominate it too),
-    ``-`` where there is none."""
+    """A worth-it reading in words: ``the choice``, ``on the front``, ``no detectable gain over X at +19% latency``,
+    ``ties with X (latency +1%, within the noise), which is cheaper``, ... ; ``-`` where there is none."""
     if w is None or w.standing is Standing.UNMEASURED:
         return "-"
+    if w.standing is Standing.CHOICE:
+        return "the choice"
     if w.standing is Standing.ON_FRONT:
         return "on the front"
-    return f"dominated by {w.versus}" + (f" (+{w.others} more)" if w.others else "")
+    latency = f"{w.ratio - 1:+.0%}"
+    return {
+        Reason.NO_DETECTABLE_GAIN: f"no detectable gain over {w.versus} at {latency} latency",
+        Reason.LESS_ACCURATE: f"less accurate than {w.versus} at a latency within the noise ({latency})",
+        Reason.SLOWER_AND_LESS_ACCURATE: f"less accurate than {w.versus} and slower ({latency} latency)",
+        Reason.TIE: f"ties with {w.versus} (latency {latency}, within the noise), which is cheaper",
+    }[w.reason]
+
+
+def _detectability_note(rows: Sequence[Summary]) -> str:
+    """Footnote lines for the verdicts that find no difference: what their seeds detect, what a difference of the
+    chosen size needs (``""`` where every verdict finds one)."""
+    found = [(r.config, r.verdict) for r in rows if r.verdict and r.verdict.detectability]
+    if not found:
+        return ""
+    first, label = found[0][1].detectability, rows[0].verdict_metric.label
+    width = max(len(config) for config, _ in found)
+    comparisons = round((1.0 - LEVEL) / first.level)
+    why = "" if comparisons == 1 else f" (5% over {comparisons} comparisons, as Holm's first step tests)"
+    lines = [f"No difference detectable: the smallest Δ{label} these seeds detect, either way, with "
+             f"{first.power:.0%} power at the {100 * first.level:.3g}% level{why}, from the spread of each row's "
+             f"paired differences; and about how many seeds a Δ{label} of {first.size:g} would need:"]
+    for config, v in found:
+        d = v.detectability
+        seeds = f"about {d.seeds} seeds" if d.seeds is not None else f"more than {MAX_SEEDS} seeds"
+        lines.append(f"  {config.ljust(width)}  {d.difference:.4f} at {v.seeds} seeds; {d.size:g} needs {seeds}")
+    return "\n" + "\n".join(lines)
 
 
 def _p_text(p: float) -> str:
@@ -204,7 +248,7 @@ def _p_text(p: float) -> str:
 
 
 def _latency_text(cost: Cost | None, plain: bool) -> str:
-    """``6.8 (+24%)``: the median ms, and the median ratio to the plain model in the same round."""
+    """``6.8 (+24%)``: the median ms, and the geometric-mean ratio to the plain model in the same round."""
     if cost is None or math.isnan(cost.latency_ms):
         return "-"
     return f"{cost.latency_ms:.1f}" if plain else f"{cost.latency_ms:.1f} ({cost.latency_ratio - 1:+.0%})"
@@ -271,9 +315,12 @@ def format_table(rows: Sequence[Summary], plan: Plan, records: Sequence[RunRecor
     return (
         f"{budget}{_data_order_note(records)}\n{table(body)}\n"
         f"mean ± std over seeds. Δ: row − {rows[0].config} at the same seed, mean and 95% t-interval of the paired "
-        f"differences. {what}{reading}\n"
-        f"worth it: 'dominated by X' where row X reaches a higher mean {label1} at a lower latency, else 'on the "
-        "front'. The means carry the intervals shown: a front of rows whose intervals overlap is a tie.\n"
+        f"differences. {what}{reading}{_detectability_note(rows)}\n"
+        f"worth it: weighed on the verdict's evidence. A row is not worth it where another is at least as good on both "
+        f"counts: not detectably less accurate ({label1}; against {rows[0].config} as the verdict reads it, between "
+        f"other rows by the 95% interval of their paired difference) and not detectably slower (the 95% interval of "
+        f"their latency ratio in the same rounds; under {LATENCY_TIE:.0%} a tie). A tie on both counts goes to the "
+        f"cheaper row (GFLOPs, then parameters). The rows left are the front: 'the choice' where one is left.\n"
         f"{lat}: {latency_note}\n"
         f"train time: ultralytics' epoch-loop time, mean per run (the run's wall time where ultralytics writes no time "
         f"column)."
@@ -281,14 +328,22 @@ def format_table(rows: Sequence[Summary], plan: Plan, records: Sequence[RunRecor
 
 
 def csv_rows(plan: Plan, records: Sequence[RunRecord], rows: Sequence[Summary]) -> list[dict[str, Any]]:
-    """One dict per run, the columns of ``study.csv``: the run, and its row's role, module, p-values, latency and
-    front (metric columns named by their labels)."""
+    """One dict per run, the columns of ``study.csv``: the run, and its row's role, module, p-values, verdict (with how
+    far from detectable it is), latency (with its interval) and worth-it reading, in words and typed (metric columns
+    named by their labels).
+
+    Typed columns: ``standing`` and ``reason`` (``readings.Standing``, ``Reason`` values), ``versus`` (the row it is
+    weighed against); ``latency_ratio_lo``/``_hi`` (the 95% interval of ``latency_ratio``); ``detectable_difference``
+    (at ``detect_level`` with ``detect_power``) and ``seeds_needed`` (for a difference of ``seeds_needed_for``; inf:
+    more than ``stats.MAX_SEEDS``), NaN where the verdict finds a difference.
+    """
     (label1, key1), (label2, key2) = metrics_of(plan.task)
     by_config = {r.config: r for r in rows}
     out = []
     for r in records:
         row = by_config[r.config]
-        cost = row.cost
+        cost, worth = row.cost, row.worth
+        reach = row.verdict.detectability if row.verdict else None
         out.append({
             "config": r.config, "role": row.role.value, "placement": row.placement or "none",
             "module": row.module or "none", "seed": r.seed, label1: r.metrics.get(key1, math.nan),
@@ -297,8 +352,16 @@ def csv_rows(plan: Plan, records: Sequence[RunRecord], rows: Sequence[Summary]) 
             "wall_s": r.wall_s, "status": r.status, "data_order": r.data_order, "run_dir": r.run_dir,
             "weights": r.weights, "host": r.host, "ultralytics": r.ultralytics,
             "p_value": row.p_value, "p_holm": row.p_holm, "verdict": verdict_words(row.verdict),
+            "detectable_difference": reach.difference if reach else math.nan,
+            "detect_level": reach.level if reach else math.nan, "detect_power": reach.power if reach else math.nan,
+            "seeds_needed": (math.inf if reach.seeds is None else reach.seeds) if reach else math.nan,
+            "seeds_needed_for": reach.size if reach else math.nan,
             "latency_runtime": cost.runtime if cost else "", "latency_ms": cost.latency_ms if cost else math.nan,
-            "latency_ratio": cost.latency_ratio if cost else math.nan, "front": worth_words(row.worth),
+            "latency_ratio": cost.latency_ratio if cost else math.nan,
+            "latency_ratio_lo": cost.latency_lo if cost else math.nan,
+            "latency_ratio_hi": cost.latency_hi if cost else math.nan,
+            "worth_it": worth_words(worth), "standing": worth.standing.value if worth else "",
+            "reason": worth.reason.value if worth else "", "versus": (worth.versus or "") if worth else "",
         })
     return out
 

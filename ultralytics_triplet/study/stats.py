@@ -7,6 +7,9 @@ or the adjusted p-value. Where a comparison detects nothing, :func:`detectable_d
 :func:`seeds_needed` say how far from detectable it is: the smallest difference the seeds at hand would detect with
 the power :data:`POWER`, and how many seeds a difference of a given size would need, both from the observed spread of
 the paired differences (exact power of the paired t-test, through the noncentral t distribution).
+
+Latencies are paired too, by round: :func:`log_ratio_interval` gives the mean log of one row's time over another's in
+the same interleaved round, with its t-interval; its exponential is the geometric-mean ratio and its interval.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ from dataclasses import dataclass
 
 __all__ = (
     "LEVEL",
+    "MAX_SEEDS",
     "POWER",
     "Interval",
     "detectable_difference",
     "holm",
+    "log_ratio_interval",
     "mean_interval",
     "paired_interval",
     "power",
@@ -145,6 +150,26 @@ def mean_interval(d: Sequence[float], level: float = LEVEL) -> Interval:
     sd = statistics.stdev(d)
     half = t_quantile(0.5 + level / 2.0, n - 1) * sd / math.sqrt(n)
     return Interval(n, mean, sd, mean - half, mean + half)
+
+
+def log_ratio_interval(reference: Sequence[float], times: Sequence[float], level: float = LEVEL) -> Interval:
+    """Mean of ``log(times / reference)``, round by round, with a two-sided t-interval (``n - 1`` degrees of freedom).
+
+    The exponential of its mean and bounds is the geometric-mean ratio of ``times`` to ``reference`` and its interval.
+    Means of log ratios add up, so the point values of every pair agree: B over A is B over the plain model divided
+    by A over the plain model.
+
+    Args:
+        reference (Sequence[float]): Times of the row compared with (the plain model), one per round.
+        times (Sequence[float]): Times of the row at the same rounds, in the same order.
+        level (float): Confidence level of the interval.
+
+    Returns:
+        (Interval): Over the log ratios (NaN bounds with fewer than 2 rounds).
+    """
+    if len(reference) != len(times):
+        raise ValueError(f"paired rounds must have equal lengths, got {len(reference)} and {len(times)}")
+    return mean_interval([math.log(t / r) for r, t in zip(reference, times)], level)
 
 
 def t_test_p(interval: Interval) -> float:

@@ -24,7 +24,7 @@ from .console import Console
 from .costs import measure_costs, settings
 from .data_order import expected_data_order
 from .decision import front, judge
-from .options import MODULE, StudyOptions
+from .options import DETECT, MODULE, StudyOptions
 from .plan import Plan, make_plan
 from .plot import plot_study
 from .report import Summary, csv_rows, format_table, summarize, write_csv
@@ -78,6 +78,7 @@ def run_study(
     modules: Sequence[str] = (MODULE,),
     references: Sequence[str] = (),
     latency: str = "torch",
+    detect: float = DETECT,
     **train_args: Any,
 ) -> StudyResult:
     """Train the plain model, its references and each placement of each module over seeds; report paired differences.
@@ -119,6 +120,8 @@ def run_study(
             ``yolov5s.yaml``).
         latency (str): Where the latency column is measured: ``torch`` (the fused PyTorch model), ``onnx`` (ONNX
             Runtime) or ``openvino``, on each row's model exported by ultralytics' ``model.export``.
+        detect (float): A difference of the verdict's metric (mAP50-95 for detection) that a verdict of no difference
+            says about how many seeds would detect, with 80% power.
         **train_args (Any): Further ultralytics train arguments for every run (e.g. ``workers=0``, ``lr0=0.01``).
 
     Returns:
@@ -138,7 +141,7 @@ def run_study(
     return conduct(StudyOptions(
         data=data, model=model, placements=placements, seeds=seeds, epochs=epochs, imgsz=imgsz, batch=batch,
         pretrained=pretrained, device=device, out=out, backend=backend, address=address, latency_runs=latency_runs,
-        verbose=verbose, modules=modules, references=references, latency=latency, train_args=train_args,
+        verbose=verbose, modules=modules, references=references, latency=latency, detect=detect, train_args=train_args,
     ))
 
 
@@ -242,7 +245,7 @@ def train(plan: Plan, store: Store, todo: list[RunSpec], records: dict[str, RunR
 
 def report(plan: Plan, store: Store, records: list[RunRecord], counts: dict[str, int]) -> StudyResult:
     """Summarize, judge, cost and weigh every row; write ``study.txt``, ``study.csv`` and ``study.png``."""
-    rows = front(measure_costs(judge(summarize(plan, records)), plan, store.out))
+    rows = front(measure_costs(judge(summarize(plan, records), plan.options.detect), plan, store.out))
     text = format_table(rows, plan, records=records, latency_note=settings(plan))
     runs = csv_rows(plan, records, rows)
     files = {"txt": store.out / "study.txt", "csv": store.out / "study.csv", "png": store.out / "study.png"}
