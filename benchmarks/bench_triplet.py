@@ -18,7 +18,6 @@ SPPF) and after every C3, each with the official module and with ours.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import platform
 import statistics
@@ -27,7 +26,6 @@ import time
 from pathlib import Path
 
 TARGETS = {"forward": 3.0, "train": 2.5, "saved": 0.2, "floor": 3.0}
-MAPS = [(64, 80, 80), (256, 40, 40), (512, 20, 20)]
 SMALL_MAPS = [(c, s, s) for c in (128, 256, 512) for s in (2, 5, 10)]
 SMALL_BATCHES = (8, 1)
 
@@ -62,20 +60,12 @@ from _checkout import use_checkout  # noqa: E402
 use_checkout(__file__)  # benchmark this checkout's package
 
 import torch  # noqa: E402
+from _common import MAPS, OfficialTriplet, flat, geomean, saved_bytes  # noqa: E402
 from torch import nn  # noqa: E402
 
 from ultralytics_triplet.nn import TripletAttention  # noqa: E402
-from ultralytics_triplet.reference import ReferenceTriplet  # noqa: E402
 
 torch.set_num_threads(ARGS.threads)
-
-
-class OfficialTriplet(ReferenceTriplet):
-    """The official module's forward, its max pooling ``torch.max(x, 1)[0]`` included."""
-
-    def __init__(self, c1: int | None = None, no_spatial: bool = False, kernel_size: int = 7) -> None:
-        """Build the reference module with the official max."""
-        super().__init__(c1, no_spatial, kernel_size, official_max=True)
 
 
 # --- measurement helpers --------------------------------------------------------------------------------------
@@ -96,30 +86,6 @@ def interleaved(fns: dict, reps: int, warmup: int = 2) -> dict[str, list[float]]
         for k, f in fns.items():
             out[k].append(timed(f))
     return out
-
-
-def saved_bytes(module: nn.Module, x: torch.Tensor) -> int:
-    """Bytes autograd keeps for backward of ``module(x)``: each storage once, the input's storage excluded."""
-    seen = {x.untyped_storage().data_ptr()}
-    total = 0
-
-    def pack(t):
-        nonlocal total
-        s = t.untyped_storage()
-        if s.data_ptr() not in seen:
-            seen.add(s.data_ptr())
-            total += s.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        y = module(x)
-    del y
-    return total
-
-
-def geomean(xs) -> float:
-    """Geometric mean."""
-    return math.exp(sum(math.log(v) for v in xs) / len(xs))
 
 
 def fmt_ms(ts: list[float]) -> str:
@@ -309,13 +275,6 @@ def bench_networks(reps: int, imgsz: int = 320, batch: int = 2) -> list[str]:
                 m.load_state_dict(src.state_dict(), strict=True)
             variants[f"{pname} / {label}"] = m
     imgs = torch.randn(batch, 3, imgsz, imgsz)
-
-    def flat(out):
-        if isinstance(out, torch.Tensor):
-            return [out]
-        if isinstance(out, dict):
-            out = list(out.values())
-        return [t for o in out for t in flat(o)]
 
     def train(m):
         def f():
