@@ -11,11 +11,9 @@ import contextlib
 import copy
 import os
 import re
-import signal
 import subprocess
 import sys
 import sysconfig
-import time
 from pathlib import Path
 
 import pytest
@@ -60,36 +58,16 @@ def run_python(code: str, cwd: Path, *args: str, timeout: int = 600, **env: str)
     return run([sys.executable, *args, "-c", code], cwd, timeout=timeout, **env)
 
 
-def press_ctrl_c(proc: subprocess.Popen, checkpoint: Path, timeout: float = 300.0) -> str:
-    """Press Ctrl-C (SIGINT) in a training ``proc`` once it has saved ``checkpoint``, and again each time it saves it
-    anew; return the process's stderr once it has exited.
+INTERRUPT_HOOK = Path(__file__).parent / "interrupt"  # its sitecustomize.py raises the interrupt in the child
 
-    Python drops a KeyboardInterrupt that arrives while a finalizer runs (``Exception ignored in: <function
-    tqdm.__del__ ...>`` under ultralytics 8.3) and the program goes on, so a user presses Ctrl-C again. A new save of
-    the checkpoint after a press is the sign that the run went on. A save counts once two looks 0.1 s apart see the same
-    file, so no press lands while the file is being written. ``proc`` needs ``stderr=subprocess.PIPE``.
-    """
-    def saved() -> tuple[int, int] | None:
-        try:
-            st = checkpoint.stat()
-        except FileNotFoundError:
-            return None
-        return st.st_mtime_ns, st.st_size
 
-    deadline = time.monotonic() + timeout
-    seen = pressed = None
-    while time.monotonic() < deadline:
-        try:
-            return proc.communicate(timeout=0.1)[1]  # reading stderr meanwhile keeps its pipe from filling up
-        except subprocess.TimeoutExpired:
-            pass
-        state = saved()
-        if state is not None and state == seen and state != pressed:
-            proc.send_signal(signal.SIGINT)
-            pressed = state
-        seen = state
-    proc.kill()
-    raise AssertionError(f"{proc.args} still ran {timeout:.0f} s after it started")
+def interrupt_at(point: str, n: int = 1) -> dict[str, str]:
+    """Environment for a child process that meets a Ctrl-C the ``n``-th time it reaches ``point``, without waiting
+    on any clock: ``checkpoint`` (right after ``last.pt`` is saved), ``results-row`` (between an epoch's row in
+    ``results.csv`` and its ``last.pt``), ``training-step``, ``validation`` or ``export`` (see
+    ``tests/interrupt/sitecustomize.py``). Pass it to :func:`run` as keywords."""
+    path = os.pathsep.join(p for p in (str(INTERRUPT_HOOK), os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": path, "ULTRALYTICS_TRIPLET_TEST_INTERRUPT": f"{point}@{n}"}
 
 
 def said(p: subprocess.CompletedProcess) -> list[str]:

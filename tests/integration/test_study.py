@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import IMGSZ, assert_usage_error, clean_env, cli, press_ctrl_c, run
+from helpers import IMGSZ, assert_usage_error, clean_env, cli, interrupt_at, run
 
 from ultralytics_triplet import run_study as study
 from ultralytics_triplet.cli import main
 from ultralytics_triplet.data import make_shapes_dataset
 from ultralytics_triplet.study.decision import verdict
 from ultralytics_triplet.study.report import verdict_words, worth_words
-from ultralytics_triplet.study.run import RunSpec, run_training
+from ultralytics_triplet.study.run import RunSpec, read_results_csv, run_training
 from ultralytics_triplet.study.stats import paired_interval
 
 pytestmark = pytest.mark.compat  # but for the Ray test, marked newest_only
@@ -267,26 +267,28 @@ def test_each_seed_trains_on_its_own_data_order_and_the_same_seed_on_the_same(wo
 def test_an_interrupted_study_resumes_the_interrupted_run_and_trains_the_rest(shapes_data, tmp_path):
     out = tmp_path / "study"
     cmd = [*cli(), "study", "--data", str(shapes_data), "--model", "yolov5n.yaml", "--placements", "triplet",
-           "--seeds", "2", "--epochs", "5", "--imgsz", str(IMGSZ), "--batch", "8", "--device", "cpu",
-           "--workers", "0", "--latency-runs", "2", "--out", str(out)]  # 5 epochs: room for a dropped Ctrl-C
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
-    last = out / "runs" / "yolov5n-seed0" / "weights" / "last.pt"
-    err = press_ctrl_c(proc, last)  # right after the first run saved its first epoch
-    assert proc.returncode == 130, err[-3000:]
-    assert "interrupted; run the same command again" in err
-    ckpt = torch.load(last, map_location="cpu", weights_only=False)
-    assert ckpt["epoch"] < 4 and ckpt["optimizer"] is not None, "the run finished before the interrupt"
-    assert not (out / "records" / "yolov5n-seed0.json").exists()  # not recorded as finished
+           "--seeds", "2", "--epochs", "3", "--imgsz", str(IMGSZ), "--batch", "8", "--device", "cpu",
+           "--workers", "0", "--latency-runs", "2", "--out", str(out)]
+    # Ctrl-C between epoch 2's row in results.csv and its last.pt, in the first run (every interrupt point of a run:
+    # test_study_interrupts.py)
+    p = run(cmd, tmp_path, **interrupt_at("results-row", 2))
+    assert p.returncode == 130, p.stderr[-3000:]
+    assert "interrupted; run the same command again" in p.stderr
+    run_dir = out / "runs" / "yolov5n-seed0"
+    ckpt = torch.load(run_dir / "weights" / "last.pt", map_location="cpu", weights_only=False)
+    assert ckpt["epoch"] == 0 and ckpt["optimizer"] is not None  # epoch 1 of 3: resumable
+    assert not list((out / "records").glob("*.json"))  # nothing recorded as finished
 
     p = run(cmd, tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
+    assert "3 runs trained, 1 resumed, 0 reused" in p.stdout + p.stderr
     records = {r["run"]: r for r in map(json.loads, map(Path.read_text, (out / "records").glob("*.json")))}
     assert sorted(records) == ["yolov5n-seed0", "yolov5n-seed1", "yolov5n-triplet-seed0", "yolov5n-triplet-seed1"]
     assert records.pop("yolov5n-seed0")["status"] == "resumed"
     assert {r["status"] for r in records.values()} == {"trained"}
+    assert [r["epoch"] for r in read_results_csv(run_dir / "results.csv")] == [1, 2, 2, 3]  # epoch 2 trained again
     rows = read_csv(out / "study.csv")
-    assert {r["epochs"] for r in rows} == {"5"}  # the resumed run's results.csv holds all five epochs
+    assert {r["epochs"] for r in rows} == {"3"}  # every run reports its three epochs, the resumed one too
     assert (out / "study.txt").is_file() and (out / "study.png").is_file()
 
 

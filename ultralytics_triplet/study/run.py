@@ -4,6 +4,11 @@ The same function runs in the calling process (local backend) and in Ray worker 
 returns are module-level dataclasses, which pickle. Each run prints into its own ``train.log`` (see ``console``) and
 shuffles its data by its seed on every supported ultralytics release (see ``data_order``). What it records is read
 from ultralytics' own outputs: the validator's metrics and ``results.csv``.
+
+ultralytics appends an epoch's row to ``results.csv`` before it saves ``last.pt``. An interrupt between the two leaves
+a row for an epoch that ``last.pt`` does not hold; the resume trains that epoch again and appends a second row with the
+same epoch number. So the epochs are read from the file's ``epoch`` column, and where one appears twice the later row
+counts: the finished model continued from it, while the earlier row belongs to training whose weights were lost.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import os
 import platform
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +32,10 @@ from ..loading import load_checkpoint
 from .console import LOG_FILE, captured
 from .data_order import expected_data_order, seed_data_order
 
-__all__ = ("RunRecord", "RunSpec", "read_results_csv", "run_training", "train_seconds")
+__all__ = ("SESSIONS_FILE", "RunRecord", "RunSpec", "read_results_csv", "run_training", "train_seconds",
+           "trained_rows")
+
+SESSIONS_FILE = "sessions.txt"  # in a resumed run's folder: the results.csv rows there were as each resume began
 
 
 @dataclass(frozen=True)
@@ -79,9 +87,10 @@ class RunRecord:
         status (str): ``trained``, ``resumed`` (an interrupted run continued) or ``revalidated`` (a finished but
             unrecorded run, validated again from ``best.pt``).
         metrics (dict[str, float]): The final validation metrics (ultralytics' ``results_dict``).
-        epochs_done (int): Epochs in ``results.csv``.
-        train_time_s (float): ultralytics' epoch-loop time, summed over sessions (the run's wall time where
-            ``results.csv`` has no time column, as on ultralytics 8.3).
+        epochs_done (int): Epochs in ``results.csv``'s epoch column (an epoch trained again after a resume counts once).
+        train_time_s (float): ultralytics' epoch-loop time of those epochs, summed over sessions (see
+            :func:`train_seconds`; the wall time of this call where ``results.csv`` has no time column, as on
+            ultralytics 8.3).
         wall_s (float): Wall time of this call.
         run_dir (str): The run folder; relative to the study folder once recorded.
         weights (str): ``best.pt`` (or ``last.pt``); relative to the study folder once recorded.
@@ -125,35 +134,76 @@ class RunRecord:
 
 
 def read_results_csv(path: Path) -> list[dict[str, float]]:
-    """Rows of an ultralytics ``results.csv`` with stripped keys and float values."""
+    """Rows of an ultralytics ``results.csv`` in file order, with stripped keys and float values (a row that does not
+    parse, or has no epoch, is left out)."""
     if not path.is_file():
         return []
     with open(path, newline="", encoding="utf-8") as f:
         rows = []
         for r in csv.DictReader(f):
             try:
-                rows.append({k.strip(): float(v) for k, v in r.items() if k})
+                row = {k.strip(): float(v) for k, v in r.items() if k}
             except (TypeError, ValueError):
                 continue
+            if "epoch" in row:
+                rows.append(row)
     return rows
 
 
-def train_seconds(rows: list[dict[str, float]]) -> float | None:
-    """Training time from ``results.csv``'s time column, summed over sessions (it restarts at 0 on resume).
+def trained_rows(rows: list[dict[str, float]]) -> list[dict[str, float]]:
+    """The rows of the epochs the run's weights went through: one per epoch, in epoch order, the later row where an
+    epoch appears twice (an epoch trained again after a resume; see the module's docstring)."""
+    by_epoch = {}
+    for r in rows:
+        by_epoch[r["epoch"]] = r
+    return [by_epoch[epoch] for epoch in sorted(by_epoch)]
 
-    None when the file has no such column (ultralytics 8.3).
+
+def train_seconds(rows: list[dict[str, float]], starts: Iterable[int] = ()) -> float | None:
+    """Training time of the epochs :func:`trained_rows` keeps, from ``results.csv``'s time column.
+
+    The column counts the seconds since the training session began, so an epoch took the difference to the row before
+    it in its session, or the whole value in a session's first row. A session begins at the first row, at each index
+    in ``starts`` (where the study resumed the run), and wherever the time or the epoch goes back (a resume it did not
+    note). An epoch trained twice counts once, with its later row.
+
+    Args:
+        rows (list[dict[str, float]]): The file's rows, as :func:`read_results_csv` returns them.
+        starts (Iterable[int]): Indices in ``rows`` where a session is known to begin.
+
+    Returns:
+        (float | None): Seconds; None when the file has no time column (ultralytics 8.3).
     """
     if not any(_compat.TIME_COLUMN in r for r in rows):
         return None
-    total, last = 0.0, 0.0
-    for r in rows:
+    starts = set(starts)
+    took: dict[float, float] = {}
+    last: tuple[float, float] | None = None  # (time, epoch) of the session's previous row
+    for i, r in enumerate(rows):
+        if i in starts:
+            last = None
         t = r.get(_compat.TIME_COLUMN, math.nan)
         if math.isnan(t):
             continue
-        if t < last:  # a resumed session
-            total += last
-        last = t
-    return total + last
+        if last is not None and (t < last[0] or r["epoch"] <= last[1]):
+            last = None  # a resumed session: its clock restarted
+        took[r["epoch"]] = t - (last[0] if last is not None else 0.0)
+        last = (t, r["epoch"])
+    return sum(took.values())
+
+
+def _session_starts(run_dir: Path) -> list[int]:
+    """The row indices in ``results.csv`` where the study resumed the run (from :data:`SESSIONS_FILE`)."""
+    path = run_dir / SESSIONS_FILE
+    if not path.is_file():
+        return []
+    return [int(line) for line in path.read_text(encoding="utf-8").split() if line.isdigit()]
+
+
+def _note_session(run_dir: Path) -> None:
+    """Note in :data:`SESSIONS_FILE` that a resumed session begins after the rows ``results.csv`` holds now."""
+    with open(run_dir / SESSIONS_FILE, "a", encoding="utf-8") as f:
+        f.write(f"{len(read_results_csv(run_dir / 'results.csv'))}\n")
 
 
 def _run_state(run_dir: Path, epochs: int) -> str:
@@ -227,6 +277,7 @@ def run_training(spec: RunSpec, on_epoch: Callable[[int, int], None] | None = No
     with captured(run_dir / LOG_FILE, spec.verbose, label=spec.name, write=write):
         if state == "resumable":
             model = _with_callbacks(YOLO(str(last)), seeded, on_epoch)
+            _note_session(run_dir)
             metrics = model.train(resume=True, device=device, **run_args)
             status = "resumed"
         elif state == "trained":
@@ -250,14 +301,14 @@ def run_training(spec: RunSpec, on_epoch: Callable[[int, int], None] | None = No
         data_order = "seed" if _compat.shuffle_follows_seed() or seeded["applied"] else "fixed"
     wall = time.perf_counter() - t0
     rows = read_results_csv(run_dir / "results.csv")
-    train_time = train_seconds(rows)
+    train_time = train_seconds(rows, _session_starts(run_dir))
     return RunRecord(
         config=Path(spec.cfg).name,
         seed=spec.seed,
         run=spec.name,
         status=status,
         metrics=_results_dict(metrics, best),
-        epochs_done=len(rows),
+        epochs_done=len(trained_rows(rows)),
         train_time_s=wall if train_time is None else train_time,
         wall_s=wall,
         run_dir=str(run_dir),
