@@ -7,18 +7,21 @@ and runs every session, in this order; with nox installed, ``nox -s NAME`` runs 
   that runs nox.
 - ``compat``: the tests marked ``compat``, against the oldest supported ultralytics (the lower bound of the dependency
   declared in pyproject.toml), installed to a folder on ``PYTHONPATH`` beside the suite's environment.
+- ``unit-3.9``: the unit tests under the oldest Python the package declares (its classifiers).
 - ``heavy``: the heavy export tests (PaddlePaddle, ExecuTorch, TensorFlow SavedModel and its TFLite), in the suite's
-  environment after its ``test-heavy`` extra, which moves numpy and onnx: so it runs after suite and compat.
-- ``unit-3.9``, ``unit-3.13``: the unit tests under the oldest and the newest Python the package declares (its
-  classifiers), each in an environment of its own that is removed after its tests. The newest gets the newest torch
-  release on the index: pip's configured constraints are set aside there (``NEWEST_TORCH=0`` keeps them). A Python
-  this machine lacks is a skipped session, said in one line.
+  environment after its ``test-heavy`` extra, which moves numpy and onnx: so it comes after suite and compat.
+- ``unit-3.13``: the unit tests under the newest declared Python, with the newest torch release on the index: pip's
+  configured constraints are set aside there (``NEWEST_TORCH=0`` keeps them).
 
 pip installs every environment, so pip's configuration (constraints, indexes) holds as on a user's machine. The suite,
-compat and heavy share one environment, and a unit session's is removed before the next one is built, so a run holds
-at most two torch installs on disk. Each session names the Python, torch and ultralytics it tested with, in its log
-and, when ``TEST_SUMMARY`` names a file, in a line added there (the bootstrap prints them at the end). Every
-ultralytics process of a session reads and writes its settings in a throw-away folder (``YOLO_CONFIG_DIR``).
+compat and heavy share one environment; a unit session's own is removed after its tests, and built only while no other
+one is on disk, so a run holds at most two torch installs. A Python this machine lacks skips its session, in one line.
+Each session names the Python, torch and ultralytics it tested with, in its log and, when ``TEST_SUMMARY`` names a
+file, in a line added there (the bootstrap prints them at the end). Every ultralytics process of a session reads and
+writes its settings in a throw-away folder (``YOLO_CONFIG_DIR``).
+
+With ``TEST_PREBUILD=1`` (scripts/test.sh, which runs every session in order, sets it) the installs of a later session
+run in the background while an earlier session tests (see ``ALONGSIDE``), never touching the environment under test.
 
 Arguments after ``--`` go to pytest and narrow each session's own selection: ``-m EXPR`` joins the session's marker
 expression as ``(EXPR) and (its own)``; ``-k EXPR`` and the rest are passed on. A narrowed session that selects nothing
@@ -27,12 +30,14 @@ passes, without installing the heavy tools or another Python's environment for n
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -44,6 +49,7 @@ nox.options.error_on_missing_interpreters = False  # nox turns it on where CI is
 ROOT = Path(__file__).resolve().parent
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 DECLARED_PYTHONS = nox.project.python_versions(PYPROJECT)  # from the classifiers, oldest first
+OLDEST_PY, NEWEST_PY = DECLARED_PYTHONS[0], DECLARED_PYTHONS[-1]
 _LOWER_BOUND = re.compile(r"ultralytics\s*>=\s*([\d.]+)")
 OLDEST_ULTRALYTICS = next(m[1] for dep in PYPROJECT["project"]["dependencies"] if (m := _LOWER_BOUND.match(dep)))
 
@@ -54,8 +60,20 @@ COMPAT_ULTRALYTICS = [f"ultralytics=={OLDEST_ULTRALYTICS}"]  # --no-deps, to a f
 COMPAT = ["tqdm", "pandas", "seaborn", "py-cpuinfo", "scipy"]  # what that release needs and the newest does not
 HEAVY = ["{wheel}[test-heavy]"]
 UNIT = ["{wheel}", "pytest>=7", "onnx", "onnxruntime"]  # onnx: the unit tests that read exported graphs run too
-NEWEST_TORCH = os.environ.get("NEWEST_TORCH", "1") == "1"  # the newest Python's environment ignores pip's constraints
+NEWEST_TORCH = os.environ.get("NEWEST_TORCH", "1") == "1"  # unit-NEWEST_PY sets pip's constraints aside
 TEST_ENV = {"ULTRALYTICS_TRIPLET_TEST_WHEEL": "1", "OMP_NUM_THREADS": "2"}  # what every session's tests see
+
+# TEST_PREBUILD=1: while a session's tests run, the installs of the session named here run in the background. None
+# touches the environment under test, and a unit environment is built only while no other one is on disk.
+ALONGSIDE = {"suite": f"unit-{OLDEST_PY}", f"unit-{OLDEST_PY}": "heavy", "heavy": f"unit-{NEWEST_PY}"}
+PREBUILD = os.environ.get("TEST_PREBUILD") == "1"
+
+
+# ------------------------------------------------------------------------------------------------ steps and their lines
+
+_TESTED: dict[str, str] = {}  # session name -> "Python X, torch Y, ultralytics Z"
+_SKIPPED: dict[str, str] = {}  # session name -> why it was skipped
+_INSTALLED: dict[str, str] = {}  # session name -> how long its installs took, and whether in the background
 
 
 def step(func):
@@ -71,16 +89,14 @@ def step(func):
         finally:
             if s.name in _SKIPPED:
                 outcome = f"skipped, {_SKIPPED[s.name]}"
-            line = f"{s.name}: {_TESTED.get(s.name, '-')}: {outcome} ({time.monotonic() - start:.0f} s)"
+            took = f"{time.monotonic() - start:.0f} s" + (f"; installs: {_INSTALLED[s.name]}" if s.name in _INSTALLED
+                                                          else "")
+            line = f"{s.name}: {_TESTED.get(s.name, '-')}: {outcome} ({took})"
             if os.environ.get("TEST_SUMMARY"):
                 with open(os.environ["TEST_SUMMARY"], "a", encoding="utf-8") as f:
                     f.write(line + "\n")
 
     return session
-
-
-_TESTED: dict[str, str] = {}  # session name -> "Python X, torch Y, ultralytics Z"
-_SKIPPED: dict[str, str] = {}  # session name -> why it was skipped
 
 
 def skip(session: nox.Session, why: str) -> None:
@@ -89,12 +105,91 @@ def skip(session: nox.Session, why: str) -> None:
     session.skip(why)
 
 
+def tested(session: nox.Session, python: str, env: dict[str, str]) -> str:
+    """Say which Python, torch and ultralytics the session tests with; return the ultralytics version."""
+    out = session.run(python, str(ROOT / "scripts" / "versions.py"), external=True, silent=True, env=env)
+    _TESTED[session.name] = out.strip().splitlines()[-1]
+    session.log(f"{session.name}: {_TESTED[session.name]}")
+    return _TESTED[session.name].rsplit("ultralytics ", 1)[-1]
+
+
+def settings_dir(session: nox.Session) -> str:
+    """A throw-away ultralytics settings folder for the session, under its folder of the nox run."""
+    path = session.env_dir / "ultralytics-settings"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return str(path)
+
+
+# ------------------------------------------------------------------------------------------------ installs
+
+_BG: list[subprocess.Popen] = []  # background installs still running, ended if nox exits first
+atexit.register(lambda: [p.kill() for p in _BG if p.poll() is None])
+
+
 def free_space(path: Path) -> str:
     """Free space on the file system that holds ``path``, e.g. ``"74.2 GB"``."""
     return f"{shutil.disk_usage(path).free / 2**30:.1f} GB"
 
 
-_BUILT: dict[str, str] = {}  # what this nox run built once: "wheel" and "suite" (its environment's interpreter)
+class Install:
+    """Commands that install a session's environment, run in order in a thread, their output in a log file.
+
+    ``run`` waits for them where they were started earlier in the background (``start``), and fails the session with
+    the end of the log if one failed.
+    """
+
+    def __init__(self, name: str, where: Path, commands: list[list[str]], env: dict[str, str] | None = None) -> None:
+        self.name, self.where, self.commands, self.env = name, where, commands, env or {}
+        self.log = where.parent / f"{name}-install.log"
+        self.thread: threading.Thread | None = None
+        self.failed: str | None = None
+        self.seconds = 0.0
+        self.background = False
+
+    def _work(self) -> None:
+        start = time.monotonic()
+        with open(self.log, "w", encoding="utf-8") as log:
+            for cmd in self.commands:
+                log.write(f"$ {' '.join(cmd)}\n")
+                log.flush()
+                proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env})
+                _BG.append(proc)
+                if proc.wait():
+                    self.failed = f"{cmd[0]} exited {proc.returncode}"
+                    break
+        self.seconds = time.monotonic() - start
+
+    def start(self, session: nox.Session, background: bool = False) -> None:
+        """Start the commands (once) in a thread, telling the free space where they install."""
+        if self.thread is None:
+            self.where.parent.mkdir(parents=True, exist_ok=True)
+            self.background = background
+            session.log(f"{self.name}: installing{' in the background' if background else ''} "
+                        f"({free_space(self.where.parent)} free in {self.where.parent}; log {self.log})")
+            self.thread = threading.Thread(target=self._work, daemon=True)
+            self.thread.start()
+
+    def run(self, session: nox.Session) -> None:
+        """Wait for the commands (starting them if nobody has); fail the session with the end of the log if one did."""
+        self.start(session)
+        self.thread.join()
+        if self.failed:
+            tail = "".join(self.log.read_text(encoding="utf-8", errors="replace").splitlines(True)[-30:])
+            session.error(f"{self.name}: installing failed ({self.failed}, {free_space(self.where.parent)} free); "
+                          f"the end of {self.log}:\n{tail}")
+        if self.name == session.name:  # not the suite's environment again, where compat and heavy wait for it
+            how = " in the background" if self.background else ""
+            _INSTALLED[session.name] = f"{self.seconds:.0f} s{how}"
+            session.log(f"{self.name}: installed in {self.seconds:.0f} s{how}")
+
+
+def pip(python: Path, *args: str) -> list[str]:
+    """The command that runs ``pip install ARGS`` with ``python``'s pip."""
+    return [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *args]
+
+
+_BUILT: dict[str, object] = {}  # what this nox run made once: the wheel, and each session's Install
 
 
 def wheel(session: nox.Session) -> str:
@@ -104,34 +199,57 @@ def wheel(session: nox.Session) -> str:
         shutil.rmtree(dist, ignore_errors=True)
         session.run_install(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist), str(ROOT),
                             external=True, silent=True)
-        (found,) = dist.glob("ultralytics_triplet-*.whl")
-        _BUILT["wheel"] = str(found)
+        (_BUILT["wheel"],) = map(str, dist.glob("ultralytics_triplet-*.whl"))
     return _BUILT["wheel"]
 
 
 def requirements(session: nox.Session, names: list[str]) -> list[str]:
     """The pip requirements ``names`` with ``{wheel}`` filled in."""
-    return [name.format(wheel=wheel(session)) if "{wheel}" in name else name for name in names]
+    return [name.replace("{wheel}", wheel(session)) for name in names]
 
 
-def pip_install(session: nox.Session, python: str, args: list[str], **env: str) -> None:
-    """Install ``args`` with ``python``'s pip, saying the free space before, and again if the install fails."""
-    where = Path(python).parents[1]
-    session.log(f"installing {' '.join(Path(a).name for a in args)} ({free_space(where)} free in {where.parent})")
-    try:
-        session.run_install(python, "-m", "pip", "install", "-q", "--disable-pip-version-check", *args,
-                            external=True, silent=True, env=env)
-    except BaseException:
-        session.log(f"the install failed with {free_space(where)} free in {where.parent}")
-        raise
+def envdir(session: nox.Session) -> Path:
+    """The folder of this nox run's environments (``--envdir``)."""
+    return session.env_dir.parent
 
 
-def tested(session: nox.Session, python: str, env: dict[str, str]) -> str:
-    """Say which Python, torch and ultralytics the session tests with; return the ultralytics version."""
-    line = session.run(python, str(ROOT / "scripts" / "versions.py"), external=True, silent=True, env=env).strip()
-    _TESTED[session.name] = line.splitlines()[-1]
-    session.log(f"{session.name}: {_TESTED[session.name]}")
-    return _TESTED[session.name].rsplit("ultralytics ", 1)[-1]
+def suite_env(session: nox.Session) -> Path:
+    """The suite's environment (compat and heavy share it): a virtual environment of the interpreter that runs nox with
+    the wheel and its ``test`` extra. Its interpreter's path."""
+    location = envdir(session) / "suite-env"
+    if "suite" not in _BUILT:
+        shutil.rmtree(location, ignore_errors=True)
+        _BUILT["suite"] = Install("suite", location, [
+            [sys.executable, "-m", "virtualenv", "-q", str(location)],
+            pip(location / "bin" / "python", *requirements(session, SUITE)),
+        ])
+    _BUILT["suite"].run(session)
+    return location / "bin" / "python"
+
+
+def heavy_install(session: nox.Session) -> Install:
+    """The heavy tools, installed into the suite's environment (after the suite and compat tested there)."""
+    if "heavy" not in _BUILT:
+        python = suite_env(session)
+        _BUILT["heavy"] = Install("heavy", python.parents[1], [pip(python, *requirements(session, HEAVY))])
+    return _BUILT["heavy"]
+
+
+def unit_install(session: nox.Session, version: str) -> Install:
+    """A fresh virtual environment of Python ``version`` with the wheel and what the unit tests need."""
+    name = f"unit-{version}"
+    if name not in _BUILT:
+        location = envdir(session) / f"{name}-env"
+        shutil.rmtree(location, ignore_errors=True)
+        newest_torch = version == NEWEST_PY and NEWEST_TORCH
+        _BUILT[name] = Install(name, location, [
+            [sys.executable, "-m", "virtualenv", "-q", "-p", str(UNIT_PYTHONS[version]), str(location)],
+            pip(location / "bin" / "python", *requirements(session, UNIT)),
+        ], env={"PIP_CONSTRAINT": "/dev/null"} if newest_torch else None)
+    return _BUILT[name]
+
+
+# ------------------------------------------------------------------------------------------------ selection
 
 
 def narrowed(own: str, posargs: list[str]) -> tuple[str, list[str]]:
@@ -147,96 +265,54 @@ def narrowed(own: str, posargs: list[str]) -> tuple[str, list[str]]:
     return (f"({mark}) and ({own})" if mark else own), rest
 
 
-def pytest(session: nox.Session, python: str, own: str, paths: list[str], env: dict[str, str]) -> None:
+# What each session selects: its marker expression and the paths it collects from.
+SELECTS = {
+    "suite": ("not heavy", []),
+    "compat": ("compat and not newest_only and not heavy", []),
+    "heavy": ("heavy", ["integration/test_export.py"]),
+    "unit": ("not heavy", ["unit"]),
+}
+
+
+def pytest(session: nox.Session, python: Path | str, selects: str, env: dict[str, str]) -> None:
     """Run pytest from tests/ (so the installed package is imported, not the checkout) on the session's selection."""
+    own, paths = SELECTS[selects]
     marks, rest = narrowed(own, session.posargs)
     with session.chdir(ROOT / "tests"):
-        session.run(python, "-m", "pytest", "-p", "no:cacheprovider", "-ra", "--durations=5", "-m", marks, *paths,
+        session.run(str(python), "-m", "pytest", "-p", "no:cacheprovider", "-ra", "--durations=5", "-m", marks, *paths,
                     *rest, external=True, env=env, success_codes=[0, 5] if session.posargs else [0])
 
 
-def selects_nothing(python: str, own: str, paths: list[str], posargs: list[str]) -> bool:
-    """Whether a narrowed run selects no test of a session, collected with ``python``'s pytest."""
-    if not posargs or not Path(python).exists():
+def selects_nothing(session: nox.Session, selects: str) -> bool:
+    """Whether a narrowed run selects none of a session's tests, collected in the suite's environment where this run
+    has built it (False where the run is not narrowed or has no such environment)."""
+    suite = _BUILT.get("suite")
+    if not session.posargs or suite is None or suite.thread is None or suite.thread.is_alive() or suite.failed:
         return False
-    marks, rest = narrowed(own, posargs)
-    cmd = [python, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q", "-m", marks, *paths, *rest]
-    return subprocess.run(cmd, cwd=ROOT / "tests", capture_output=True).returncode == 5
+    own, paths = SELECTS[selects]
+    marks, rest = narrowed(own, session.posargs)
+    cmd = [str(suite.where / "bin" / "python"), "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q", "-m",
+           marks, *paths, *rest]
+    return subprocess.run(cmd, cwd=ROOT / "tests", capture_output=True, env={**os.environ, **TEST_ENV}).returncode == 5
 
 
-def settings_dir(session: nox.Session) -> str:
-    """A throw-away ultralytics settings folder for the session (its tmp folder is removed with the environment)."""
-    path = Path(session.create_tmp()) / "ultralytics-settings"
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
-    return str(path)
+def prebuild_alongside(session: nox.Session) -> None:
+    """With TEST_PREBUILD=1, start the installs of the session ALONGSIDE names in the background (unless the run's
+    arguments select none of its tests, or its Python is missing)."""
+    later = ALONGSIDE.get(session.name)
+    if not PREBUILD or later is None:
+        return
+    if later == "heavy":
+        if not selects_nothing(session, "heavy"):
+            heavy_install(session).start(session, background=True)
+    else:
+        version = later[len("unit-"):]
+        others = [v for v in UNIT_PYTHONS if v != version and (envdir(session) / f"unit-{v}-env").exists()]
+        if UNIT_PYTHONS.get(version) and not others and not selects_nothing(session, "unit"):
+            unit_install(session, version).start(session, background=True)
 
 
-def suite_python(session: nox.Session) -> str:
-    """The interpreter of the suite's environment, which compat and heavy share; the first of them in a nox run builds
-    it: a fresh virtual environment with the wheel and its ``test`` extra."""
-    if "suite" not in _BUILT:
-        location = session.env_dir.parent / "suite-env"
-        shutil.rmtree(location, ignore_errors=True)
-        session.run(sys.executable, "-m", "virtualenv", "-q", str(location), external=True)
-        python = str(location / "bin" / "python")
-        pip_install(session, python, requirements(session, SUITE))
-        _BUILT["suite"] = python
-    return _BUILT["suite"]
-
-
-@nox.session(python=None)
-@step
-def lint(session: nox.Session) -> None:
-    """ruff on the checkout, and mkdocs build --strict of the docs (a broken link fails)."""
-    session.install(*LINT)
-    session.run("ruff", "check", "--no-cache", str(ROOT))
-    site = Path(session.create_tmp()) / "site"
-    session.run("mkdocs", "build", "--strict", "--quiet", "--config-file", str(ROOT / "mkdocs.yml"), "--site-dir",
-                str(site))
-
-
-@nox.session(python=False)
-@step
-def suite(session: nox.Session) -> None:
-    """The whole suite but the heavy exports, against the newest ultralytics pip finds."""
-    python = suite_python(session)
-    env = {**TEST_ENV, "YOLO_CONFIG_DIR": settings_dir(session)}
-    env["ULTRALYTICS_TRIPLET_EXPECT_ULTRALYTICS"] = tested(session, python, env)
-    pytest(session, python, "not heavy", [], env)
-
-
-@nox.session(python=False)
-@step
-def compat(session: nox.Session) -> None:
-    """The tests marked compat, against the oldest supported ultralytics, in the suite's environment."""
-    python = suite_python(session)
-    target = session.env_dir / f"ultralytics-{OLDEST_ULTRALYTICS}"
-    shutil.rmtree(target, ignore_errors=True)
-    pip_install(session, python, ["--no-deps", "--target", str(target), *COMPAT_ULTRALYTICS])
-    pip_install(session, python, COMPAT)
-    env = {**TEST_ENV, "YOLO_CONFIG_DIR": settings_dir(session), "PYTHONPATH": str(target),
-           "ULTRALYTICS_TRIPLET_EXPECT_ULTRALYTICS": OLDEST_ULTRALYTICS}
-    tested(session, python, env)
-    # That release's Ray Tune callback calls a Ray function current Ray releases lack, which fails every training once
-    # ray[tune] is installed: turn the callback off in this session's settings, as a user would.
-    session.run(str(Path(python).parent / "yolo"), "settings", "raytune=False", external=True, silent=True, env=env)
-    pytest(session, python, "compat and not newest_only and not heavy", [], env)
-
-
-@nox.session(python=False)
-@step
-def heavy(session: nox.Session) -> None:
-    """The heavy export tests (PaddlePaddle, ExecuTorch, TensorFlow), in the suite's environment with test-heavy."""
-    paths = ["integration/test_export.py"]
-    if selects_nothing(_BUILT.get("suite", ""), "heavy", paths, session.posargs):
-        skip(session, "the arguments select none of its tests (its tools were not installed)")
-    python = suite_python(session)
-    pip_install(session, python, requirements(session, HEAVY))
-    env = {**TEST_ENV, "YOLO_CONFIG_DIR": settings_dir(session)}
-    env["ULTRALYTICS_TRIPLET_EXPECT_ULTRALYTICS"] = tested(session, python, env)
-    pytest(session, python, "heavy", paths, env)
-
+# ------------------------------------------------------------------------------------------------ sessions, in order
 
 def find_python(version: str) -> str | None:
     """An interpreter for Python ``version`` (``"3.9"``) that runs: ``python3.9`` on PATH, else the newest patch release
@@ -257,32 +333,93 @@ def find_python(version: str) -> str | None:
     return None
 
 
-def unit_session(version: str, newest: bool):
-    """The session that runs the unit tests under Python ``version`` (``newest``: the newest declared Python)."""
-    interpreter = find_python(version)
-    newest_torch = newest and NEWEST_TORCH
+UNIT_PYTHONS = {version: find_python(version) for version in dict.fromkeys((OLDEST_PY, NEWEST_PY))}
+
+
+
+@nox.session(python=None)
+@step
+def lint(session: nox.Session) -> None:
+    """ruff on the checkout, and mkdocs build --strict of the docs (a broken link fails)."""
+    session.install(*LINT)
+    session.run("ruff", "check", "--no-cache", str(ROOT))
+    site = Path(session.create_tmp()) / "site"
+    session.run("mkdocs", "build", "--strict", "--quiet", "--config-file", str(ROOT / "mkdocs.yml"), "--site-dir",
+                str(site))
+
+
+@nox.session(python=False)
+@step
+def suite(session: nox.Session) -> None:
+    """The whole suite but the heavy exports, against the newest ultralytics pip finds."""
+    python = suite_env(session)
+    env = {**TEST_ENV, "YOLO_CONFIG_DIR": settings_dir(session)}
+    env["ULTRALYTICS_TRIPLET_EXPECT_ULTRALYTICS"] = tested(session, python, env)
+    prebuild_alongside(session)
+    pytest(session, python, "suite", env)
+
+
+@nox.session(python=False)
+@step
+def compat(session: nox.Session) -> None:
+    """The tests marked compat, against the oldest supported ultralytics, in the suite's environment."""
+    python = suite_env(session)
+    target = session.env_dir / f"ultralytics-{OLDEST_ULTRALYTICS}"
+    shutil.rmtree(target, ignore_errors=True)
+    Install("compat", target, [pip(python, "--no-deps", "--target", str(target), *COMPAT_ULTRALYTICS),
+                               pip(python, *COMPAT)]).run(session)
+    env = {**TEST_ENV, "YOLO_CONFIG_DIR": settings_dir(session), "PYTHONPATH": str(target),
+           "ULTRALYTICS_TRIPLET_EXPECT_ULTRALYTICS": OLDEST_ULTRALYTICS}
+    tested(session, python, env)
+    # That release's Ray Tune callback calls a Ray function current Ray releases lack, which fails every training once
+    # ray[tune] is installed: turn the callback off in this session's settings, as a user would.
+    session.run(str(python.parent / "yolo"), "settings", "raytune=False", external=True, silent=True, env=env)
+    pytest(session, python, "compat", env)
+
+
+def unit_session(version: str):
+    """The session that runs the unit tests under Python ``version``, in an environment removed after its tests."""
 
     def unit(session: nox.Session) -> None:
-        if interpreter is None:
+        if UNIT_PYTHONS.get(version) is None:
             skip(session, f"no Python {version} found (python{version} on PATH, pyenv's versions, /usr/bin)")
-        if selects_nothing(_BUILT.get("suite", ""), "not heavy", ["unit"], session.posargs):
+        if selects_nothing(session, "unit"):
             skip(session, "the arguments select none of its tests (its environment was not built)")
-        location = Path(session.virtualenv.location)
+        install = unit_install(session, version)
         try:
-            env = {"PIP_CONSTRAINT": "/dev/null"} if newest_torch else {}
-            pip_install(session, str(location / "bin" / "python"), requirements(session, UNIT), **env)
+            install.run(session)
+            python = install.where / "bin" / "python"
             env = {**TEST_ENV, "YOLO_CONFIG_DIR": settings_dir(session)}
-            env["ULTRALYTICS_TRIPLET_EXPECT_ULTRALYTICS"] = tested(session, "python", env)
-            if newest_torch:
+            env["ULTRALYTICS_TRIPLET_EXPECT_ULTRALYTICS"] = tested(session, python, env)
+            if install.env:
                 _TESTED[session.name] += " (the newest torch on the index: pip's constraints set aside)"
-            pytest(session, "python", "not heavy", ["unit"], env)
+            prebuild_alongside(session)
+            pytest(session, python, "unit", env)
         finally:
-            shutil.rmtree(location, ignore_errors=True)  # a torch install: at most two on disk at once
+            install.thread.join()
+            shutil.rmtree(install.where, ignore_errors=True)  # a torch install: at most two on disk at once
 
     unit.__doc__ = f"The unit tests under Python {version}" + (
-        ", with the newest torch on the index." if newest_torch else ".")
-    return nox.session(name=f"unit-{version}", python=interpreter or False, download_python="never")(step(unit))
+        ", with the newest torch on the index." if version == NEWEST_PY and NEWEST_TORCH else ".")
+    return nox.session(name=f"unit-{version}", python=False)(step(unit))
 
 
-for _version in dict.fromkeys((DECLARED_PYTHONS[0], DECLARED_PYTHONS[-1])):
-    globals()[f"unit_{_version.replace('.', '_')}"] = unit_session(_version, newest=_version == DECLARED_PYTHONS[-1])
+unit_oldest = unit_session(OLDEST_PY)
+
+
+@nox.session(python=False)
+@step
+def heavy(session: nox.Session) -> None:
+    """The heavy export tests (PaddlePaddle, ExecuTorch, TensorFlow), in the suite's environment with test-heavy."""
+    if "heavy" not in _BUILT and selects_nothing(session, "heavy"):
+        skip(session, "the arguments select none of its tests (its tools were not installed)")
+    heavy_install(session).run(session)
+    python = suite_env(session)
+    env = {**TEST_ENV, "YOLO_CONFIG_DIR": settings_dir(session)}
+    env["ULTRALYTICS_TRIPLET_EXPECT_ULTRALYTICS"] = tested(session, python, env)
+    prebuild_alongside(session)
+    pytest(session, python, "heavy", env)
+
+
+if NEWEST_PY != OLDEST_PY:
+    unit_newest = unit_session(NEWEST_PY)

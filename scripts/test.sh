@@ -18,7 +18,7 @@ settings_state() { if [ -f "$USER_SETTINGS" ]; then sha256sum < "$USER_SETTINGS"
 SETTINGS_BEFORE=$(settings_state)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ultralytics-triplet.XXXXXX")
 export YOLO_CONFIG_DIR="$WORK/ultralytics-settings"  # a throw-away one for anything that is not in a session
-export TEST_SUMMARY="$WORK/summary.txt"
+export TEST_SUMMARY="$WORK/summary.txt" TEST_PREBUILD=1  # noxfile.py: a line per session; build ahead
 
 finish() {
     local status=$?
