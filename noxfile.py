@@ -5,13 +5,13 @@ and runs every session, in this order; with nox installed, ``nox -s NAME`` runs 
 - ``suite``: the whole suite but the heavy exports, against the wheel built from this checkout and installed
   non-editable with its ``test`` extra: the newest ultralytics pip finds, the torch pip resolves for the interpreter
   that runs nox.
+- ``unit-3.9``: the unit tests under the oldest Python the package declares (its classifiers).
 - ``compat``: the tests marked ``compat``, against the oldest supported ultralytics (the lower bound of the dependency
   declared in pyproject.toml), installed to a folder on ``PYTHONPATH`` beside the suite's environment.
-- ``unit-3.9``: the unit tests under the oldest Python the package declares (its classifiers).
-- ``heavy``: the heavy export tests (PaddlePaddle, ExecuTorch, TensorFlow SavedModel and its TFLite), in the suite's
-  environment after its ``test-heavy`` extra, which moves numpy and onnx: so it comes after suite and compat.
 - ``unit-3.13``: the unit tests under the newest declared Python, with the newest torch release on the index: pip's
   configured constraints are set aside there (``NEWEST_TORCH=0`` keeps them).
+- ``heavy``: the heavy export tests (PaddlePaddle, ExecuTorch, TensorFlow SavedModel and its TFLite), in the suite's
+  environment after its ``test-heavy`` extra, which moves numpy and onnx: so it comes after suite and compat.
 
 pip installs every environment, so pip's configuration (constraints, indexes) holds as on a user's machine. The suite,
 compat and heavy share one environment; a unit session's own is removed after its tests, and built only while no other
@@ -21,7 +21,9 @@ file, in a line added there (the bootstrap prints them at the end). Every ultral
 writes its settings in a throw-away folder (``YOLO_CONFIG_DIR``).
 
 With ``TEST_PREBUILD=1`` (scripts/test.sh, which runs every session in order, sets it) the installs of a later session
-run in the background while an earlier session tests (see ``ALONGSIDE``), never touching the environment under test.
+run in the background while an earlier session tests (see ``ALONGSIDE``), never touching the environment under test:
+the oldest Python's environment during the suite, the newest's during compat, the heavy tools during the newest
+Python's unit tests. That order of sessions is what lets each of those installs overlap a test run.
 
 Arguments after ``--`` go to pytest and narrow each session's own selection: ``-m EXPR`` joins the session's marker
 expression as ``(EXPR) and (its own)``; ``-k EXPR`` and the rest are passed on. A narrowed session that selects nothing
@@ -65,7 +67,7 @@ TEST_ENV = {"ULTRALYTICS_TRIPLET_TEST_WHEEL": "1", "OMP_NUM_THREADS": "2"}  # wh
 
 # TEST_PREBUILD=1: while a session's tests run, the installs of the session named here run in the background. None
 # touches the environment under test, and a unit environment is built only while no other one is on disk.
-ALONGSIDE = {"suite": f"unit-{OLDEST_PY}", f"unit-{OLDEST_PY}": "heavy", "heavy": f"unit-{NEWEST_PY}"}
+ALONGSIDE = {"suite": f"unit-{OLDEST_PY}", "compat": f"unit-{NEWEST_PY}", f"unit-{NEWEST_PY}": "heavy"}
 PREBUILD = os.environ.get("TEST_PREBUILD") == "1"
 
 
@@ -348,35 +350,6 @@ def lint(session: nox.Session) -> None:
                 str(site))
 
 
-@nox.session(python=False)
-@step
-def suite(session: nox.Session) -> None:
-    """The whole suite but the heavy exports, against the newest ultralytics pip finds."""
-    python = suite_env(session)
-    env = {**TEST_ENV, "YOLO_CONFIG_DIR": settings_dir(session)}
-    env["ULTRALYTICS_TRIPLET_EXPECT_ULTRALYTICS"] = tested(session, python, env)
-    prebuild_alongside(session)
-    pytest(session, python, "suite", env)
-
-
-@nox.session(python=False)
-@step
-def compat(session: nox.Session) -> None:
-    """The tests marked compat, against the oldest supported ultralytics, in the suite's environment."""
-    python = suite_env(session)
-    target = session.env_dir / f"ultralytics-{OLDEST_ULTRALYTICS}"
-    shutil.rmtree(target, ignore_errors=True)
-    Install("compat", target, [pip(python, "--no-deps", "--target", str(target), *COMPAT_ULTRALYTICS),
-                               pip(python, *COMPAT)]).run(session)
-    env = {**TEST_ENV, "YOLO_CONFIG_DIR": settings_dir(session), "PYTHONPATH": str(target),
-           "ULTRALYTICS_TRIPLET_EXPECT_ULTRALYTICS": OLDEST_ULTRALYTICS}
-    tested(session, python, env)
-    # That release's Ray Tune callback calls a Ray function current Ray releases lack, which fails every training once
-    # ray[tune] is installed: turn the callback off in this session's settings, as a user would.
-    session.run(str(python.parent / "yolo"), "settings", "raytune=False", external=True, silent=True, env=env)
-    pytest(session, python, "compat", env)
-
-
 def unit_session(version: str):
     """The session that runs the unit tests under Python ``version``, in an environment removed after its tests."""
 
@@ -404,7 +377,41 @@ def unit_session(version: str):
     return nox.session(name=f"unit-{version}", python=False)(step(unit))
 
 
+@nox.session(python=False)
+@step
+def suite(session: nox.Session) -> None:
+    """The whole suite but the heavy exports, against the newest ultralytics pip finds."""
+    python = suite_env(session)
+    env = {**TEST_ENV, "YOLO_CONFIG_DIR": settings_dir(session)}
+    env["ULTRALYTICS_TRIPLET_EXPECT_ULTRALYTICS"] = tested(session, python, env)
+    prebuild_alongside(session)
+    pytest(session, python, "suite", env)
+
+
 unit_oldest = unit_session(OLDEST_PY)
+
+
+@nox.session(python=False)
+@step
+def compat(session: nox.Session) -> None:
+    """The tests marked compat, against the oldest supported ultralytics, in the suite's environment."""
+    python = suite_env(session)
+    target = session.env_dir / f"ultralytics-{OLDEST_ULTRALYTICS}"
+    shutil.rmtree(target, ignore_errors=True)
+    Install("compat", target, [pip(python, "--no-deps", "--target", str(target), *COMPAT_ULTRALYTICS),
+                               pip(python, *COMPAT)]).run(session)
+    env = {**TEST_ENV, "YOLO_CONFIG_DIR": settings_dir(session), "PYTHONPATH": str(target),
+           "ULTRALYTICS_TRIPLET_EXPECT_ULTRALYTICS": OLDEST_ULTRALYTICS}
+    tested(session, python, env)
+    # That release's Ray Tune callback calls a Ray function current Ray releases lack, which fails every training once
+    # ray[tune] is installed: turn the callback off in this session's settings, as a user would.
+    session.run(str(python.parent / "yolo"), "settings", "raytune=False", external=True, silent=True, env=env)
+    prebuild_alongside(session)
+    pytest(session, python, "compat", env)
+
+
+if NEWEST_PY != OLDEST_PY:
+    unit_newest = unit_session(NEWEST_PY)
 
 
 @nox.session(python=False)
@@ -417,9 +424,4 @@ def heavy(session: nox.Session) -> None:
     python = suite_env(session)
     env = {**TEST_ENV, "YOLO_CONFIG_DIR": settings_dir(session)}
     env["ULTRALYTICS_TRIPLET_EXPECT_ULTRALYTICS"] = tested(session, python, env)
-    prebuild_alongside(session)
     pytest(session, python, "heavy", env)
-
-
-if NEWEST_PY != OLDEST_PY:
-    unit_newest = unit_session(NEWEST_PY)

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The README's test command: brings the test runner (nox) into a throw-away virtual environment and runs every session
-# of noxfile.py, in its order: lint (ruff, mkdocs build --strict), the suite against the newest ultralytics, the compat
-# tests against the oldest supported one, the heavy exports, and the unit tests under the oldest and the newest declared
-# Python. noxfile.py says what each session installs and tests. A fresh clone needs only python3 (PYTHON=... picks
-# another) and the package registries.
+# of noxfile.py, in its order: lint (ruff, mkdocs build --strict), the suite against the newest ultralytics, the unit
+# tests under the oldest declared Python, the compat tests against the oldest supported ultralytics, the unit tests
+# under the newest declared Python, the heavy exports. noxfile.py says what each session installs and tests; here
+# TEST_PREBUILD=1 lets a later session install while an earlier one tests. A fresh clone needs only python3
+# (PYTHON=... picks another) and the package registries.
 #
 # Arguments go to pytest and narrow each session's own selection, e.g. `bash scripts/test.sh -m "not slow"` or
 # `-k test_packaging`. Everything is built under one temporary folder (TMPDIR chooses where), removed on exit. The run
@@ -18,7 +19,7 @@ settings_state() { if [ -f "$USER_SETTINGS" ]; then sha256sum < "$USER_SETTINGS"
 SETTINGS_BEFORE=$(settings_state)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ultralytics-triplet.XXXXXX")
 export YOLO_CONFIG_DIR="$WORK/ultralytics-settings"  # a throw-away one for anything that is not in a session
-export TEST_SUMMARY="$WORK/summary.txt" TEST_PREBUILD=1  # noxfile.py: a line per session; build ahead
+export TEST_SUMMARY="$WORK/summary.txt" TEST_PREBUILD=1
 
 finish() {
     local status=$?
