@@ -344,6 +344,7 @@ UNIT_PYTHONS = {version: find_python(version) for version in dict.fromkeys((OLDE
 def lint(session: nox.Session) -> None:
     """ruff on the checkout, and mkdocs build --strict of the docs (a broken link fails)."""
     session.install(*LINT)
+    tested(session, "python", {})
     session.run("ruff", "check", "--no-cache", str(ROOT))
     site = Path(session.create_tmp()) / "site"
     session.run("mkdocs", "build", "--strict", "--quiet", "--config-file", str(ROOT / "mkdocs.yml"), "--site-dir",

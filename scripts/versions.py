@@ -1,8 +1,9 @@
 """Print the Python, torch and ultralytics the running interpreter tests with, in one line.
 
 The test runner (noxfile.py) runs it in each session's environment to name the session's step, e.g.
-``Python 3.9.18, torch 2.8.0+cu128, ultralytics 8.4.190``. ultralytics is read from the installed metadata (the first
-on ``sys.path``, so a release put on ``PYTHONPATH`` counts), not imported: its first import writes a settings file.
+``Python 3.9.18, torch 2.8.0+cu128, ultralytics 8.4.190``; a package that is not installed is left out. ultralytics is
+read from the installed metadata (the first on ``sys.path``, so a release put on ``PYTHONPATH`` counts), not imported:
+its first import writes a settings file.
 """
 
 from __future__ import annotations
@@ -29,4 +30,5 @@ def torch_version() -> str:
 
 
 if __name__ == "__main__":
-    print(f"Python {platform.python_version()}, torch {torch_version()}, ultralytics {ultralytics_version()}")
+    found = {"Python": platform.python_version(), "torch": torch_version(), "ultralytics": ultralytics_version()}
+    print(", ".join(f"{name} {version}" for name, version in found.items() if version != "missing"))
