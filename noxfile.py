@@ -127,6 +127,18 @@ def settings_dir(session: nox.Session) -> str:
 
 _BG: list[subprocess.Popen] = []  # background installs still running, ended if nox exits first
 atexit.register(lambda: [p.kill() for p in _BG if p.poll() is None])
+_REMOVALS: list[threading.Thread] = []  # environments being removed; every install waits for them first
+
+
+def remove_in_background(location: Path) -> None:
+    """Remove an environment in a thread (a torch install is many files): the next install starts only once it is gone,
+    so a run still holds at most two torch installs."""
+    if location.exists():
+        doomed = location.with_name(f"{location.name}.removing")
+        location.rename(doomed)
+        thread = threading.Thread(target=shutil.rmtree, args=(doomed,), kwargs={"ignore_errors": True}, daemon=True)
+        thread.start()
+        _REMOVALS.append(thread)
 
 
 def free_space(path: Path) -> str:
@@ -150,6 +162,8 @@ class Install:
         self.background = False
 
     def _work(self) -> None:
+        for removal in _REMOVALS:
+            removal.join()
         start = time.monotonic()
         with open(self.log, "w", encoding="utf-8") as log:
             for cmd in self.commands:
@@ -371,7 +385,7 @@ def unit_session(version: str):
             pytest(session, python, "unit", env)
         finally:
             install.thread.join()
-            shutil.rmtree(install.where, ignore_errors=True)  # a torch install: at most two on disk at once
+            remove_in_background(install.where)  # a torch install: at most two on disk at once
 
     unit.__doc__ = f"The unit tests under Python {version}" + (
         ", with the newest torch on the index." if version == NEWEST_PY and NEWEST_TORCH else ".")
