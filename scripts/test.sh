@@ -3,8 +3,9 @@
 # of noxfile.py, in its order: lint (ruff, mkdocs build --strict), the suite against the newest ultralytics, the unit
 # tests under the oldest declared Python, the compat tests against the oldest supported ultralytics, the unit tests
 # under the newest declared Python, the heavy exports. noxfile.py says what each session installs and tests; here
-# TEST_PREBUILD=1 lets a later session install while an earlier one tests. A fresh clone needs only python3
-# (PYTHON=... picks another) and the package registries.
+# TEST_PREBUILD=1 lets a later session install while an earlier one tests. A fresh clone needs only python3 (3.10 or
+# later, as nox needs; PYTHON=... picks another, which also runs the lint, suite, compat and heavy sessions) and the
+# package registries.
 #
 # Arguments go to pytest and narrow each session's own selection, e.g. `bash scripts/test.sh -m "not slow"` or
 # `-k test_packaging`. Everything is built under one temporary folder (TMPDIR chooses where), removed on exit. The run
