@@ -1,4 +1,4 @@
-# Sourced by test.sh and demo.sh: build the wheel and install it into a fresh virtual environment in a temporary
+# Sourced by demo.sh: build the wheel and install it into a fresh virtual environment in a temporary
 # directory that is removed on exit (a venv with torch is ~5.5 GB; TMPDIR chooses where). Sets ROOT, WORK and VENV.
 # Every ultralytics process started from here reads and writes its settings in a throw-away directory under WORK
 # (YOLO_CONFIG_DIR), never the user's own settings.

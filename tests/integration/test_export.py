@@ -1,8 +1,8 @@
 """A triplet model through ultralytics' exporter, run by each format's own runtime, compared with PyTorch.
 
 Fast formats (tools from the ``test`` extra) run with the suite; heavy ones (PaddlePaddle, ExecuTorch, TensorFlow:
-large installs, minutes to export) are marked ``heavy`` and run last by ``scripts/test.sh`` while its time budget
-allows.
+large installs, minutes to export) are marked ``heavy`` and run in the test command's own ``heavy`` session
+(noxfile.py), with the ``test-heavy`` extra.
 ``scripts/export_table.py`` covers every format.
 
 What the comparisons check (docs/export.md: each format compared with PyTorch): the runtime computes what PyTorch
