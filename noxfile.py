@@ -135,6 +135,7 @@ def remove_in_background(location: Path) -> None:
     so a run still holds at most two torch installs."""
     if location.exists():
         doomed = location.with_name(f"{location.name}.removing")
+        shutil.rmtree(doomed, ignore_errors=True)  # left by an interrupted run in a reused --envdir
         location.rename(doomed)
         thread = threading.Thread(target=shutil.rmtree, args=(doomed,), kwargs={"ignore_errors": True}, daemon=True)
         thread.start()
