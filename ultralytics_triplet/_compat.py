@@ -21,7 +21,10 @@ are behaviours rather than names:
                                   follows the training seed (8.4) or not (8.3);
     ``initialize_weights``        resets BatchNorm constants by an exact type test, which ``GateBatchNorm2d`` escapes;
     :func:`export_target`         ultralytics' ``Exporter`` traces the model inside its own call and holds
-                                  ``args.format`` / ``args.dynamic`` (which exported graph a trace records).
+                                  ``args.format`` / ``args.dynamic`` (which exported graph a trace records);
+    :data:`EXPORTER`, :func:`exports_int8`  ``Exporter.export_openvino`` quantizes with ``nncf.quantize(model=...,
+                                  ignored_scope=...)`` when the arguments ask for INT8 (``integration.py`` wraps it
+                                  where the module ``EXPORTER`` is imported; one warning line if it moved).
 
 ultralytics' public API (``YOLO`` and its ``train``/``val``/``export``, trainer callbacks, ``LOGGER``, ``TQDM``,
 ``get_flops``, the dataset checkers, ``LetterBox``, the task model classes) is imported where it is used. What the
@@ -334,3 +337,19 @@ def export_target() -> tuple[str, bool] | None:
             return str(getattr(args, "format", "")).lower(), bool(getattr(args, "dynamic", False))
         frame = frame.f_back
     return None
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# the OpenVINO INT8 export
+# --------------------------------------------------------------------------------------------------------------------
+
+# ultralytics imports its exporter only when a model is exported; its Exporter.export_openvino converts the model to
+# OpenVINO and, for INT8, calls nncf.quantize(model=<ov.Model>, ..., ignored_scope=...) (8.3: inline; 8.4: through
+# ultralytics.utils.export.openvino.torch2openvino), looking nncf.quantize up at the call
+EXPORTER = "ultralytics.engine.exporter"
+
+
+def exports_int8(args: Any) -> bool:
+    """Whether ultralytics' export arguments ask for INT8: ``quantize=8`` (8.4, which maps ``int8=True`` onto it) or
+    ``int8=True`` (8.3)."""
+    return getattr(args, "quantize", None) == 8 or getattr(args, "int8", None) is True
