@@ -54,6 +54,7 @@ FORMAT = {"onnxruntime": "onnx", "openvino": "openvino", "ncnn": "ncnn"}  # runt
 TOOLS = ("onnxruntime", "onnx", "onnxslim", "openvino", "ncnn", "pnnx")
 ANY_SIZE = "dense, any-size graph"  # the dense model exported with the graph that holds no traced size
 INT8 = "openvino int8"  # the OpenVINO INT8 rows (--int8)
+EXPORTED = "exported.json"  # in --keep: (runtime, size, label) -> file of each export, read back by --reuse
 NNCF_DEFAULTS = "dense, NNCF defaults"  # the dense model quantized without this package's ignored scope
 IN_FLOAT = "dense, attention in float"  # --int8-candidates: every operation of the attention in the ignored scope
 WHOLE = "dense, quantized whole"  # --int8-candidates: none of it there, not even its sigmoids (ultralytics' scope)
@@ -72,6 +73,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile", action="store_true", help="also print the per-operation breakdown")
     p.add_argument("--profile-runs", type=int, default=20, help="profiled inferences per model (default 20)")
     p.add_argument("--keep", type=Path, default=None, help="write the exported files here and keep them")
+    p.add_argument("--reuse", action="store_true",
+                   help="time the files an earlier run with the same options wrote to --keep, without exporting")
     p.add_argument("--int8", action="store_true", help="also OpenVINO INT8 rows (NNCF), timed with the FP32 rows")
     p.add_argument("--int8-images", type=int, default=32, help="INT8 calibration images per size (default 32)")
     p.add_argument("--int8-candidates", action="store_true",
@@ -81,6 +84,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--int8 times OpenVINO INT8 models: --runtimes must include openvino")
     if args.int8_candidates and not args.int8:
         p.error("--int8-candidates needs --int8")
+    if args.reuse and not (args.keep and (args.keep / EXPORTED).is_file()):
+        p.error(f"--reuse times the files of an earlier --keep run: no {EXPORTED} in --keep {args.keep}")
     for name in ("rounds", "threads", "profile_runs", "int8_images"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
@@ -303,6 +308,20 @@ def export_all(labels: dict[str, str], sizes: list[int], runtimes: list[str], ro
                     print(f"  exported {label} at {size}", flush=True)
     finally:
         LOGGER.setLevel(level)
+    return files
+
+
+def reused(root: Path, labels: dict[str, str], runtimes: list[str]) -> dict:
+    """The files an earlier ``--keep`` run exported ({(runtime, size, label): path}); exits naming what is missing."""
+    files = {(rt, size, label): Path(f) for rt, size, label, f in json.loads((root / EXPORTED).read_text())}
+    wanted = [(rt, size, k) for rt in runtimes for size in ARGS.sizes for k in labels]
+    if ARGS.int8:
+        wanted += [(INT8, size, k) for size in ARGS.sizes for k in int8_labels(labels)]
+    missing = [key for key in wanted if key not in files or not files[key].exists()]
+    if missing:
+        sys.exit(f"bench_deploy: --reuse: {root} holds no export of {', '.join(map(str, missing[:3]))}"
+                 f"{' ...' if len(missing) > 3 else ''}; run once with --keep and the same options")
+    print(f"  reusing the exports in {root}", flush=True)
     return files
 
 
@@ -531,8 +550,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = ARGS.keep.resolve() if ARGS.keep else Path(tmp)
         formats = ", ".join(FORMAT[r] for r in runtimes)
-        print(f"\nExporting {len(labels)} variants of {ARGS.model} at {ARGS.sizes} to {formats}")
-        files = export_all(labels, ARGS.sizes, runtimes, root)
+        if not ARGS.reuse:
+            print(f"\nExporting {len(labels)} variants of {ARGS.model} at {ARGS.sizes} to {formats}")
+        files = reused(root, labels, runtimes) if ARGS.reuse else export_all(labels, ARGS.sizes, runtimes, root)
+        if ARGS.keep:
+            (root / EXPORTED).write_text(json.dumps([[*key, str(f)] for key, f in files.items()], indent=1))
         quantized = int8_labels(labels) if ARGS.int8 else {}
         rows = []
         for rt in runtimes:

@@ -278,25 +278,37 @@ FLOAT_OPS: tuple[str, ...] | None = ("Add",)
 
 
 def _after_import(name: str, patch) -> None:
-    """Run ``patch(module)`` on the module ``name`` now if it is imported, else right after its first import."""
+    """Run ``patch(module)`` on the module ``name`` now if it is imported, else right after its import completes."""
     module = sys.modules.get(name)
-    if module is not None:
+    if module is not None and not _initializing(module):
         patch(module)
     elif not any(isinstance(f, _AfterImport) and f.name == name for f in sys.meta_path):
         sys.meta_path.insert(0, _AfterImport(name, patch))
 
 
+def _initializing(module) -> bool:
+    """Whether the body of an imported module is still running (CPython marks its spec until it is done): importing
+    ultralytics' exporter first imports ``ultralytics.nn.tasks``, whose patch then meets the exporter half-way."""
+    return bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
+
+
 class _AfterImport:
     """A one-shot meta-path finder for one module (the start-up hook's pattern, ``_startup.TasksFinder``): it finds the
-    module through the other finders and runs ``patch(module)`` right after the module body executes."""
+    module through the other finders and runs ``patch(module)`` right after the module body executes. Armed while the
+    module is imported half-way, it patches it at the first import after that import completed."""
 
     def __init__(self, name: str, patch) -> None:
         """Wait for the module ``name``."""
         self.name, self.patch = name, patch
 
     def find_spec(self, fullname, path=None, target=None):
-        """Find the module through the other finders and arm its loader; ignore every other module."""
+        """Find the module through the other finders and arm its loader; for any other module, patch ours if its
+        import has completed meanwhile."""
         if fullname != self.name:
+            module = sys.modules.get(self.name)
+            if module is not None and not _initializing(module) and self in sys.meta_path:
+                sys.meta_path.remove(self)
+                self.patch(module)
             return None
         if self in sys.meta_path:
             sys.meta_path.remove(self)  # one shot: also keeps the search below from finding us again

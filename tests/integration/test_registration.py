@@ -86,3 +86,19 @@ def test_a_cbam_row_builds_at_scales_n_and_l_in_a_fresh_process_and_through_the_
         assert p.returncode == 0, (p.stdout + p.stderr)[-3000:]
         model = load_checkpoint(tmp_path / "runs" / scale / "weights" / "last.pt")[0].model
         assert type(model[5]).__name__ == "CBAM" and model[5].channel_attention.fc.in_channels == channels
+
+
+@pytest.mark.parametrize("first", ["from ultralytics import YOLO", "from ultralytics.engine.exporter import Exporter"],
+                         ids=["model-first", "exporter-first"])
+def test_the_exporter_is_wrapped_once_imported_whichever_ultralytics_module_comes_first(first, tmp_path):
+    # Importing the exporter first imports ultralytics.nn.tasks half-way through it: the patch then waits for the
+    # exporter's import to complete (the next import after it), and says nothing about a missing export_openvino.
+    (tmp_path / "next_module.py").write_text("")
+    code = (f"{first}; import next_module; from ultralytics.engine.exporter import Exporter;"
+            "from ultralytics_triplet._compat import MARK, original;"
+            "print('@@', getattr(Exporter.export_openvino, MARK, False),"
+            " getattr(original(Exporter.export_openvino), MARK, False))")
+    p = run_python(code, tmp_path)  # python -c finds next_module in its working directory
+    assert p.returncode == 0, p.stderr
+    assert said(p) == ["True False"]  # wrapped, and once
+    assert "export_openvino" not in p.stderr + p.stdout
