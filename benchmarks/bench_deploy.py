@@ -28,8 +28,9 @@ this package adds for TripletAttention (``integration.py``), and the count of Fa
 attention rows in each INT8 graph.
 
 ``--profile`` adds each runtime's per-operation times (ONNX Runtime's profiler, OpenVINO's performance counters) for
-the plain, dense and official-style dense models, summed by operation type, and what the dense model adds.
-Exports run with ultralytics' auto-install of missing requirements off, so nothing is installed or upgraded.
+the plain, dense and official-style dense models, summed by operation type, and what the dense model adds: each node's
+mean over ``--profile-runs`` inferences, or with ``--profile-stat min`` its least time, which a shared machine disturbs
+less. Exports run with ultralytics' auto-install of missing requirements off, so nothing is installed or upgraded.
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--runtimes", nargs="+", choices=RUNTIMES, default=list(RUNTIMES), help="default: all installed")
     p.add_argument("--profile", action="store_true", help="also print the per-operation breakdown")
     p.add_argument("--profile-runs", type=int, default=20, help="profiled inferences per model (default 20)")
+    p.add_argument("--profile-stat", choices=("mean", "min"), default="mean",
+                   help="each node's time over the profiled runs: mean (default), or min, the least of its times")
     p.add_argument("--keep", type=Path, default=None, help="write the exported files here and keep them")
     p.add_argument("--reuse", action="store_true",
                    help="time the files an earlier run with the same options wrote to --keep, without exporting")
@@ -399,8 +402,10 @@ ROW = re.compile(r"model\.(\d+)[./]")  # the model row a node belongs to, from i
 
 
 def profile_nodes(rt: str, path: Path, size: int, threads: int, runs: int) -> list[tuple[str, str, float]]:
-    """(node name, operation type, ms per inference) of every node the runtime's own profiler timed."""
-    x, nodes = image(size), defaultdict(float)
+    """(node name, operation type, ms per inference) of every node the runtime's own profiler timed: the mean over the
+    runs, or with ``--profile-stat min`` the least (what the node takes when nothing else on the machine interrupts
+    it)."""
+    x, nodes = image(size), defaultdict(list)
     if rt == "onnxruntime":
         with tempfile.TemporaryDirectory() as tmp:
             session = ort_session(path, threads, profile=str(Path(tmp) / "ort"))
@@ -410,7 +415,7 @@ def profile_nodes(rt: str, path: Path, size: int, threads: int, runs: int) -> li
             events = json.loads(Path(session.end_profiling()).read_text())
         kernels = [e for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
         for e in kernels[len(kernels) * 3 // (runs + 3):]:  # without the warm-up runs
-            nodes[e["name"][: -len("_kernel_time")], e["args"]["op_name"]] += e["dur"] / 1e3 / runs
+            nodes[e["name"][: -len("_kernel_time")], e["args"]["op_name"]].append(e["dur"] / 1e3)
     elif rt == "openvino":
         request = ov_compiled(path, threads, perf=True).create_infer_request()
         for _ in range(3):
@@ -419,8 +424,9 @@ def profile_nodes(rt: str, path: Path, size: int, threads: int, runs: int) -> li
             request.infer({0: x})
             for p in request.profiling_info:
                 if p.status.name == "EXECUTED":
-                    nodes[p.node_name, p.node_type] += p.real_time.total_seconds() * 1e3 / runs
-    return [(name, op, t) for (name, op), t in nodes.items()]
+                    nodes[p.node_name, p.node_type].append(p.real_time.total_seconds() * 1e3)
+    stat = min if ARGS.profile_stat == "min" else (lambda ts: sum(ts) / runs)
+    return [(name, op, stat(ts)) for (name, op), ts in nodes.items()]
 
 
 def by_type(nodes: list[tuple[str, str, float]]) -> dict[str, tuple[float, int]]:
@@ -478,7 +484,7 @@ def profile_int8(files: dict, rows: list[int], labels: list[str], sizes: list[in
     for size in sizes:
         nodes = {k: profile_nodes("openvino", files[INT8, size, k], size, ARGS.threads, ARGS.profile_runs)
                  for k in (plain, dense, *others)}
-        runs = f"mean of {ARGS.profile_runs} profiled runs"
+        runs = f"{ARGS.profile_stat} of {ARGS.profile_runs} profiled runs"
         lines += type_table({k: by_type(v) for k, v in nodes.items()},
                             f"{INT8} {size}: ms per inference by operation type (nodes), {runs}", (plain, dense))
         own = {f"{k} rows": by_type([n for n in nodes[k] if (m := ROW.search(n[0])) and int(m.group(1)) in rows])
@@ -502,7 +508,7 @@ def profile_report(files: dict, rows: list[int], labels: list[str], sizes: list[
         for size in sizes:
             nodes = {k: profile_nodes(rt, files[rt, size, k], size, ARGS.threads, ARGS.profile_runs)
                      for k in (plain, dense, official, ANY_SIZE)}
-            runs = f"mean of {ARGS.profile_runs} profiled runs"
+            runs = f"{ARGS.profile_stat} of {ARGS.profile_runs} profiled runs"
             lines += type_table({k: by_type(v) for k, v in nodes.items()},
                                 f"{rt} {size}: ms per inference by operation type (nodes), {runs}", (plain, dense))
             own = {f"{k} rows": by_type([n for n in nodes[k] if (m := ROW.search(n[0])) and int(m.group(1)) in rows])

@@ -395,7 +395,8 @@ def _with_float_ops(nncf, ov_model, scope, paths: list[str]):
     """``scope`` (an ``nncf.IgnoredScope`` or None) with the names of the attention's :data:`FLOAT_OPS` added."""
     found = {p: _int8_float_ops(ov_model, p) for p in paths}
     if not all(found.values()):
-        _warn_once(f"the OpenVINO model names no {'/'.join(FLOAT_OPS or ('',))} operation inside TripletAttention "
+        what = f"{'/'.join(FLOAT_OPS)} operation" if FLOAT_OPS else "operation"
+        _warn_once(f"the OpenVINO model names no {what} inside TripletAttention "
                    f"{', '.join(p for p, n in found.items() if not n)}: NNCF quantizes it with its defaults, which "
                    "run it slower")
         return scope
