@@ -3,6 +3,7 @@
 Usage:
     python benchmarks/bench_deploy.py                     # yolov5s at 320 and 640: ONNX Runtime, OpenVINO, NCNN
     python benchmarks/bench_deploy.py --profile           # also the per-operation breakdown of plain and dense
+    python benchmarks/bench_deploy.py --runtimes openvino --int8 --profile   # OpenVINO INT8 beside FP32
     python benchmarks/bench_deploy.py --model yolov8n --sizes 320 --rounds 10 --runtimes onnxruntime
 
 For each size, ultralytics' own exporter (``model.export(format=...)``: ONNX, OpenVINO, which converts from PyTorch,
@@ -19,9 +20,17 @@ threads of one session would slow the next; for the same reason NCNN's OpenMP th
 (``openmp_blocktime`` 0). OpenVINO runs with the LATENCY hint. Each runtime's own precision defaults hold (OpenVINO
 runs bf16 on CPUs with AMX or AVX512-BF16, NCNN stores fp16 where the CPU supports it).
 
+``--int8`` adds OpenVINO INT8 rows: plain, the named placements and the dense model exported once more with
+``quantize=8`` (``int8=True`` before ultralytics 8.4), NNCF calibrating on ``--int8-images`` synthetic shapes images of
+the size (``make_shapes_dataset``), timed in the same interleaved rounds as the FP32 rows, each over plain INT8. Beside
+them, ``dense, NNCF defaults``: the dense model quantized by ultralytics' exporter as it is, without the ignored scope
+this package adds for TripletAttention (``integration.py``), and the count of FakeQuantize nodes that feed the
+attention rows in each INT8 graph.
+
 ``--profile`` adds each runtime's per-operation times (ONNX Runtime's profiler, OpenVINO's performance counters) for
-the plain, dense and official-style dense models, summed by operation type, and what the dense model adds.
-Exports run with ultralytics' auto-install of missing requirements off, so nothing is installed or upgraded.
+the plain, dense and official-style dense models, summed by operation type, and what the dense model adds: each node's
+mean over ``--profile-runs`` inferences, or with ``--profile-stat min`` its least time, which a shared machine disturbs
+less. Exports run with ultralytics' auto-install of missing requirements off, so nothing is installed or upgraded.
 """
 
 from __future__ import annotations
@@ -45,7 +54,13 @@ RUNTIMES = ("onnxruntime", "openvino", "ncnn")
 FORMAT = {"onnxruntime": "onnx", "openvino": "openvino", "ncnn": "ncnn"}  # runtime -> ultralytics export format
 TOOLS = ("onnxruntime", "onnx", "onnxslim", "openvino", "ncnn", "pnnx")
 ANY_SIZE = "dense, any-size graph"  # the dense model exported with the graph that holds no traced size
+INT8 = "openvino int8"  # the OpenVINO INT8 rows (--int8)
+EXPORTED = "exported.json"  # in --keep: (runtime, size, label) -> file of each export, read back by --reuse
+NNCF_DEFAULTS = "dense, NNCF defaults"  # the dense model quantized without this package's ignored scope
+IN_FLOAT = "dense, attention in float"  # --int8-candidates: every operation of the attention in the ignored scope
+WHOLE = "dense, quantized whole"  # --int8-candidates: none of it there, not even its sigmoids (ultralytics' scope)
 AIMS_DENSE = {320: 0.15, 640: 0.10}  # size -> the dense placement's aim in ONNX Runtime and OpenVINO over plain
+AIM_NECK_INT8 = 0.05  # the neck placement's aim in OpenVINO INT8 over plain INT8
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -58,9 +73,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--runtimes", nargs="+", choices=RUNTIMES, default=list(RUNTIMES), help="default: all installed")
     p.add_argument("--profile", action="store_true", help="also print the per-operation breakdown")
     p.add_argument("--profile-runs", type=int, default=20, help="profiled inferences per model (default 20)")
+    p.add_argument("--profile-stat", choices=("mean", "min"), default="mean",
+                   help="each node's time over the profiled runs: mean (default), or min, the least of its times")
     p.add_argument("--keep", type=Path, default=None, help="write the exported files here and keep them")
+    p.add_argument("--reuse", action="store_true",
+                   help="time the files an earlier run with the same options wrote to --keep, without exporting")
+    p.add_argument("--int8", action="store_true", help="also OpenVINO INT8 rows (NNCF), timed with the FP32 rows")
+    p.add_argument("--int8-images", type=int, default=32, help="INT8 calibration images per size (default 32)")
+    p.add_argument("--int8-candidates", action="store_true",
+                   help=f"with --int8, also the other quantizations of dense: '{IN_FLOAT}', '{WHOLE}'")
     args = p.parse_args(argv)
-    for name in ("rounds", "threads", "profile_runs"):
+    if args.int8 and "openvino" not in args.runtimes:
+        p.error("--int8 times OpenVINO INT8 models: --runtimes must include openvino")
+    if args.int8_candidates and not args.int8:
+        p.error("--int8-candidates needs --int8")
+    if args.reuse and not (args.keep and (args.keep / EXPORTED).is_file()):
+        p.error(f"--reuse times the files of an earlier --keep run: no {EXPORTED} in --keep {args.keep}")
+    for name in ("rounds", "threads", "profile_runs", "int8_images"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if min(args.sizes) < 32 or any(s % 32 for s in args.sizes):
@@ -167,27 +196,135 @@ def any_size_graph():
         TripletAttention._traced_formulation = chosen
 
 
+@contextlib.contextmanager
+def nncf_defaults():
+    """Within the block, ultralytics' OpenVINO export quantizes as it does without this package: its own
+    ``Exporter.export_openvino``, which hands NNCF no ignored scope for TripletAttention."""
+    from ultralytics.engine.exporter import Exporter
+
+    from ultralytics_triplet._compat import original
+
+    ours = Exporter.export_openvino
+    Exporter.export_openvino = original(ours)
+    try:
+        yield
+    finally:
+        Exporter.export_openvino = ours
+
+
+@contextlib.contextmanager
+def attention_in_float():
+    """Within the block, the OpenVINO INT8 export puts every operation of TripletAttention in NNCF's ignored scope."""
+    from ultralytics_triplet import integration
+
+    chosen = integration.FLOAT_OPS
+    integration.FLOAT_OPS = None
+    try:
+        yield
+    finally:
+        integration.FLOAT_OPS = chosen
+
+
+@contextlib.contextmanager
+def quantized_whole(rows: list[int]):
+    """Within the block, NNCF quantizes the attention rows ``rows`` whole: ultralytics' exporter as it is
+    (``nncf_defaults``), the rows' sigmoids taken out of the ignored scope it builds (which holds every sigmoid)."""
+    import dataclasses
+
+    import nncf
+
+    quantize = nncf.quantize
+
+    def wrapper(model, *args, ignored_scope=None, **kwargs):
+        ops = model.get_ordered_ops()
+        inside = {op.get_friendly_name() for op in ops if (m := ROW.search(op.get_friendly_name()))
+                  and int(m.group(1)) in rows}
+        if ignored_scope is not None:
+            names = [n for n in ignored_scope.names if n not in inside]
+            if "Sigmoid" in ignored_scope.types:  # ultralytics 8.3 ignores sigmoids by type: name the others
+                names += [op.get_friendly_name() for op in ops
+                          if op.get_type_name() == "Sigmoid" and op.get_friendly_name() not in inside]
+            types = [t for t in ignored_scope.types if t != "Sigmoid"]
+            ignored_scope = dataclasses.replace(ignored_scope, names=names, types=types)
+        return quantize(model, *args, ignored_scope=ignored_scope, **kwargs)
+
+    nncf.quantize = wrapper
+    try:
+        with nncf_defaults():
+            yield
+    finally:
+        nncf.quantize = quantize
+
+
+def int8_labels(labels: dict[str, str]) -> dict[str, str]:
+    """Label -> config of the variants exported to INT8 (--int8): plain, the named placements, the dense model
+    quantized with NNCF's defaults and, with --int8-candidates, the other quantizations of the dense model."""
+    names = list(labels)
+    others = (IN_FLOAT, WHOLE) if ARGS.int8_candidates else ()
+    return {**{k: labels[k] for k in names[:4]}, **{k: labels[names[3]] for k in (NNCF_DEFAULTS, *others)}}
+
+
+def attention_rows(model) -> list[int]:
+    """Indices of the TripletAttention rows of a YOLO object."""
+    from ultralytics_triplet.nn import TripletAttention
+
+    return [i for i, m in enumerate(model.model.model) if isinstance(m, TripletAttention)]
+
+
+def export_int8(model, label: str, size: int, data: Path) -> Path:
+    """The OpenVINO INT8 export of ``model`` at ``size``, NNCF calibrating on ``data``; returns its .xml."""
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+
+    quantize = {"quantize": 8} if "quantize" in DEFAULT_CFG_DICT else {"int8": True}  # int8=True before 8.4
+    scope = {NNCF_DEFAULTS: nncf_defaults, IN_FLOAT: attention_in_float,
+             WHOLE: lambda: quantized_whole(attention_rows(model))}.get(label, contextlib.nullcontext)
+    with scope():
+        f = model.export(format="openvino", imgsz=size, device="cpu", data=str(data), **quantize)
+    return next(Path(f).resolve().glob("*.xml"))
+
+
 def export_all(labels: dict[str, str], sizes: list[int], runtimes: list[str], root: Path) -> dict:
-    """Export every variant at every size for every runtime; returns {(runtime, size, label): path}."""
+    """Export every variant at every size for every runtime (and to OpenVINO INT8 with --int8); returns
+    {(runtime, size, label): path}."""
     from ultralytics.utils import LOGGER
 
     from ultralytics_triplet._compat import no_autoinstall
+    from ultralytics_triplet.data import make_shapes_dataset
 
     files, level = {}, LOGGER.level
+    quantized = int8_labels(labels) if ARGS.int8 else {}
     LOGGER.setLevel(logging.WARNING)
     try:
         with no_autoinstall():
             for size in sizes:
-                for k, (label, cfg) in enumerate(labels.items()):
+                data = make_shapes_dataset(root / f"{size}" / "shapes", n_train=1, n_val=ARGS.int8_images,
+                                           imgsz=size) if quantized else None
+                for k, (label, cfg) in enumerate({**labels, **quantized}.items()):
                     model = build(label, cfg)
                     graph = any_size_graph() if label == ANY_SIZE else contextlib.nullcontext()
                     with working_dir(root / f"{size}" / f"v{k}") as d, quiet(d / "export.log"), graph:
-                        for rt in runtimes:
+                        for rt in runtimes if label in labels else ():
                             f = Path(model.export(format=FORMAT[rt], imgsz=size, device="cpu")).resolve()
                             files[rt, size, label] = next(f.glob("*.xml")) if rt == "openvino" else f
+                        if label in quantized:
+                            files[INT8, size, label] = export_int8(model, label, size, data)
                     print(f"  exported {label} at {size}", flush=True)
     finally:
         LOGGER.setLevel(level)
+    return files
+
+
+def reused(root: Path, labels: dict[str, str], runtimes: list[str]) -> dict:
+    """The files an earlier ``--keep`` run exported ({(runtime, size, label): path}); exits naming what is missing."""
+    files = {(rt, size, label): Path(f) for rt, size, label, f in json.loads((root / EXPORTED).read_text())}
+    wanted = [(rt, size, k) for rt in runtimes for size in ARGS.sizes for k in labels]
+    if ARGS.int8:
+        wanted += [(INT8, size, k) for size in ARGS.sizes for k in int8_labels(labels)]
+    missing = [key for key in wanted if key not in files or not files[key].exists()]
+    if missing:
+        sys.exit(f"bench_deploy: --reuse: {root} holds no export of {', '.join(map(str, missing[:3]))}"
+                 f"{' ...' if len(missing) > 3 else ''}; run once with --keep and the same options")
+    print(f"  reusing the exports in {root}", flush=True)
     return files
 
 
@@ -265,8 +402,10 @@ ROW = re.compile(r"model\.(\d+)[./]")  # the model row a node belongs to, from i
 
 
 def profile_nodes(rt: str, path: Path, size: int, threads: int, runs: int) -> list[tuple[str, str, float]]:
-    """(node name, operation type, ms per inference) of every node the runtime's own profiler timed."""
-    x, nodes = image(size), defaultdict(float)
+    """(node name, operation type, ms per inference) of every node the runtime's own profiler timed: the mean over the
+    runs, or with ``--profile-stat min`` the least (what the node takes when nothing else on the machine interrupts
+    it)."""
+    x, nodes = image(size), defaultdict(list)
     if rt == "onnxruntime":
         with tempfile.TemporaryDirectory() as tmp:
             session = ort_session(path, threads, profile=str(Path(tmp) / "ort"))
@@ -276,7 +415,7 @@ def profile_nodes(rt: str, path: Path, size: int, threads: int, runs: int) -> li
             events = json.loads(Path(session.end_profiling()).read_text())
         kernels = [e for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
         for e in kernels[len(kernels) * 3 // (runs + 3):]:  # without the warm-up runs
-            nodes[e["name"][: -len("_kernel_time")], e["args"]["op_name"]] += e["dur"] / 1e3 / runs
+            nodes[e["name"][: -len("_kernel_time")], e["args"]["op_name"]].append(e["dur"] / 1e3)
     elif rt == "openvino":
         request = ov_compiled(path, threads, perf=True).create_infer_request()
         for _ in range(3):
@@ -285,8 +424,9 @@ def profile_nodes(rt: str, path: Path, size: int, threads: int, runs: int) -> li
             request.infer({0: x})
             for p in request.profiling_info:
                 if p.status.name == "EXECUTED":
-                    nodes[p.node_name, p.node_type] += p.real_time.total_seconds() * 1e3 / runs
-    return [(name, op, t) for (name, op), t in nodes.items()]
+                    nodes[p.node_name, p.node_type].append(p.real_time.total_seconds() * 1e3)
+    stat = min if ARGS.profile_stat == "min" else (lambda ts: sum(ts) / runs)
+    return [(name, op, stat(ts)) for (name, op), ts in nodes.items()]
 
 
 def by_type(nodes: list[tuple[str, str, float]]) -> dict[str, tuple[float, int]]:
@@ -314,6 +454,45 @@ def type_table(prof: dict[str, dict[str, tuple[float, int]]], title: str, diff: 
                     + (f" {totals[diff[1]] - totals[diff[0]]:+20.3f}" if diff else "")]
 
 
+def fq_report(files: dict, rows: dict[str, list[int]], size: int) -> list[str]:
+    """What NNCF quantized inside the attention rows of each INT8 graph (``rows``: label -> the rows' indices): the
+    FakeQuantize nodes that feed an operation of those rows, by the operation they feed."""
+    import openvino as ov
+
+    lines = ["", f"FakeQuantize nodes feeding the TripletAttention rows (OpenVINO INT8, {size}), by the operation they "
+             "feed"]
+    for k, own in rows.items():
+        fed = defaultdict(int)
+        for op in ov.Core().read_model(str(files[INT8, size, k])).get_ordered_ops():
+            if op.get_type_name() != "FakeQuantize":
+                continue
+            for target in op.output(0).get_target_inputs():
+                node = target.get_node()
+                if (m := ROW.search(node.get_friendly_name())) and int(m.group(1)) in own:
+                    fed[node.get_type_name()] += 1
+        lines.append(f"  {k:<22} {sum(fed.values()):4d}: " + ", ".join(f"{t} {n}" for t, n in sorted(fed.items())))
+    return lines
+
+
+def profile_int8(files: dict, rows: list[int], labels: list[str], sizes: list[int]) -> list[str]:
+    """Per-operation time of plain INT8, dense INT8 and the other quantizations of dense (OpenVINO's performance
+    counters, by the compiled graph's node types, fused nodes under their first operation), and the attention rows on
+    their own."""
+    plain, dense = labels[0], labels[3]
+    others = [k for k in (NNCF_DEFAULTS, IN_FLOAT, WHOLE) if k in labels]
+    lines = []
+    for size in sizes:
+        nodes = {k: profile_nodes("openvino", files[INT8, size, k], size, ARGS.threads, ARGS.profile_runs)
+                 for k in (plain, dense, *others)}
+        runs = f"{ARGS.profile_stat} of {ARGS.profile_runs} profiled runs"
+        lines += type_table({k: by_type(v) for k, v in nodes.items()},
+                            f"{INT8} {size}: ms per inference by operation type (nodes), {runs}", (plain, dense))
+        own = {f"{k} rows": by_type([n for n in nodes[k] if (m := ROW.search(n[0])) and int(m.group(1)) in rows])
+               for k in (dense, *others)}
+        lines += type_table(own, f"{INT8} {size}: the {len(rows)} TripletAttention rows alone, {runs}", None)
+    return lines
+
+
 def profile_report(files: dict, rows: list[int], labels: list[str], sizes: list[int], runtimes: list[str]
                    ) -> list[str]:
     """Per-operation time of plain, dense, official-style dense and the any-size graph of dense, what dense adds, and
@@ -329,7 +508,7 @@ def profile_report(files: dict, rows: list[int], labels: list[str], sizes: list[
         for size in sizes:
             nodes = {k: profile_nodes(rt, files[rt, size, k], size, ARGS.threads, ARGS.profile_runs)
                      for k in (plain, dense, official, ANY_SIZE)}
-            runs = f"mean of {ARGS.profile_runs} profiled runs"
+            runs = f"{ARGS.profile_stat} of {ARGS.profile_runs} profiled runs"
             lines += type_table({k: by_type(v) for k, v in nodes.items()},
                                 f"{rt} {size}: ms per inference by operation type (nodes), {runs}", (plain, dense))
             own = {f"{k} rows": by_type([n for n in nodes[k] if (m := ROW.search(n[0])) and int(m.group(1)) in rows])
@@ -377,50 +556,83 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = ARGS.keep.resolve() if ARGS.keep else Path(tmp)
         formats = ", ".join(FORMAT[r] for r in runtimes)
-        print(f"\nExporting {len(labels)} variants of {ARGS.model} at {ARGS.sizes} to {formats}")
-        files = export_all(labels, ARGS.sizes, runtimes, root)
+        if not ARGS.reuse:
+            print(f"\nExporting {len(labels)} variants of {ARGS.model} at {ARGS.sizes} to {formats}")
+        files = reused(root, labels, runtimes) if ARGS.reuse else export_all(labels, ARGS.sizes, runtimes, root)
+        if ARGS.keep:
+            (root / EXPORTED).write_text(json.dumps([[*key, str(f)] for key, f in files.items()], indent=1))
+        quantized = int8_labels(labels) if ARGS.int8 else {}
         rows = []
         for rt in runtimes:
             for size in ARGS.sizes:
                 fns = {k: runner(rt, files[rt, size, k], size, ARGS.threads) for k in labels}
+                if rt == "openvino":  # INT8 in the same rounds as FP32
+                    fns.update({f"{INT8}: {k}": runner(rt, files[INT8, size, k], size, ARGS.threads)
+                                for k in quantized})
                 times = interleaved(fns, ARGS.rounds)
-                rows.append((rt, size, times, overheads(times)))
+                for row, names in ((rt, {k: k for k in labels}), (INT8, {f"{INT8}: {k}": k for k in quantized})):
+                    if names:
+                        own = {k: times[key] for key, k in names.items()}
+                        rows.append((row, size, own, overheads(own)))
                 print(f"  timed {rt} at {size}", flush=True)
         counts = {(rt, k): node_count(rt, files[rt, ARGS.sizes[0], k]) for rt in runtimes for k in labels}
+        counts.update({(INT8, k): node_count("openvino", files[INT8, ARGS.sizes[0], k]) for k in quantized})
+        own = {k: attention_rows(build(k, cfg)) for k, cfg in {**labels, **quantized}.items() if k != "plain"}
+        attention = own[list(labels)[3]]
         print()
-        print("\n".join(report(rows, counts, labels, runtimes)))
+        print("\n".join(report(rows, counts, labels, runtimes + ([INT8] if quantized else []))))
+        if quantized:
+            print("\n".join(fq_report(files, {k: own[k] for k in quantized if k != "plain"}, ARGS.sizes[0])))
         if ARGS.profile:
-            from ultralytics_triplet.nn import TripletAttention
-
-            dense = list(labels)[3]
-            attention = [i for i, m in enumerate(build(dense, labels[dense]).model.model)
-                         if isinstance(m, TripletAttention)]
             print("\n".join(profile_report(files, attention, list(labels), ARGS.sizes, runtimes)))
+            if quantized:
+                print("\n".join(profile_int8(files, attention, list(quantized), ARGS.sizes)))
     print(f"\n(total {time.perf_counter() - t_start:.0f} s)")
 
 
 def report(rows: list, counts: dict, labels: dict, runtimes: list[str]) -> list[str]:
-    """The overhead table, the node counts and where the dense placement stands against its aims."""
-    head = f"{'runtime':<12} {'size':>4} {'plain ms':>9}" + "".join(f" {k:>26}" for k in list(labels)[1:])
-    lines = ["Overhead over plain " + ARGS.model, head]
+    """The overhead table, the node counts and where the dense placement stands against its aims (an INT8 row: over
+    plain INT8, with the dense model quantized with NNCF's defaults beside it and the FP32 row of the same rounds)."""
+    names = list(labels)
+    head = f"{'runtime':<13} {'size':>4} {'plain ms':>9}" + "".join(f" {k:>26}" for k in names[1:])
+    lines = ["Overhead over plain " + ARGS.model + " (openvino int8: over plain INT8)", head]
     verdicts = []
+    fp32 = {size: (times, over) for rt, size, times, over in rows if rt == "openvino"}
     for rt, size, times, over in rows:
-        cells = "".join(f" {f'{100 * m:+.1f}% ({100 * lo:+.1f} to {100 * hi:+.1f})':>26}"
-                        for m, lo, hi in (over[k] for k in list(labels)[1:]))
-        lines.append(f"{rt:<12} {size:>4} {statistics.median(times['plain']):9.2f}{cells}")
-        dense, official, any_size = (over[list(labels)[i]][0] for i in (3, 4, 5))
+        cells = "".join(f" {f'{100 * over[k][0]:+.1f}% ({100 * over[k][1]:+.1f} to {100 * over[k][2]:+.1f})':>26}"
+                        if k in over else f" {'-':>26}" for k in names[1:])
+        lines.append(f"{rt:<13} {size:>4} {statistics.median(times['plain']):9.2f}{cells}")
+        dense = over[names[3]][0]
         aim = AIMS_DENSE.get(size)
-        if rt in ("onnxruntime", "openvino") and aim is not None:
+        if rt in ("onnxruntime", "openvino", INT8) and aim is not None:
             verdicts.append(f"  {rt} {size}: dense {100 * dense:+.1f}% (aim <= +{100 * aim:.0f}%: "
                             f"{'met' if dense <= aim else 'missed'})")
+        if rt == INT8:
+            neck = over[names[2]][0]
+            fp32_times, fp32_over = fp32[size]
+            speedup = statistics.median(f / q for f, q in zip(fp32_times["plain"], times["plain"]))
+            verdicts += [
+                f"  {rt} {size}: neck {100 * neck:+.1f}% (aim <= +{100 * AIM_NECK_INT8:.0f}%: "
+                f"{'met' if neck <= AIM_NECK_INT8 else 'missed'})",
+                f"  {rt} {size}: dense {100 * dense:+.1f}% vs FP32 dense {100 * fp32_over[names[3]][0]:+.1f}% in the "
+                f"same rounds; neck {100 * neck:+.1f}% vs FP32 {100 * fp32_over[names[2]][0]:+.1f}%",
+                *(f"  {rt} {size}: dense {100 * dense:+.1f}% vs {k} {100 * over[k][0]:+.1f}% "
+                  f"({100 * over[k][1]:+.1f} to {100 * over[k][2]:+.1f})"
+                  for k in (NNCF_DEFAULTS, IN_FLOAT, WHOLE) if k in over),
+                f"  {rt} {size}: plain INT8 runs {speedup:.2f}x as fast as plain FP32 (median over rounds)"]
+            continue
+        official, any_size = (over[names[i]][0] for i in (4, 5))
         if rt in ("onnxruntime", "openvino"):
             verdicts.append(f"  {rt} {size}: dense {100 * dense:+.1f}% vs its any-size graph {100 * any_size:+.1f}%")
         verdicts.append(f"  {rt} {size}: dense {100 * dense:+.1f}% vs official-style {100 * official:+.1f}% "
                         f"({'not above' if dense <= official else 'above'} it)")
     lines += ["", f"Graph size (operations; at {ARGS.sizes[0]}): ONNX nodes, OpenVINO ops, NCNN layers",
-              f"{'runtime':<12}" + "".join(f" {k:>22}" for k in labels)]
+              f"{'runtime':<13}" + "".join(f" {k:>22}" for k in labels)]
     for rt in runtimes:
-        lines.append(f"{rt:<12}" + "".join(f" {counts[rt, k]:>22}" for k in labels))
+        lines.append(f"{rt:<13}" + "".join(f" {counts.get((rt, k), '-'):>22}" for k in labels))
+    for k in (NNCF_DEFAULTS, IN_FLOAT, WHOLE):
+        if (INT8, k) in counts:
+            lines.append(f"{INT8 + ', ' + k:<42} {counts[INT8, k]}")
     return lines + ["", "Dense placement against its aims:", *verdicts]
 
 

@@ -22,7 +22,10 @@ are behaviours rather than names:
     ``initialize_weights``        resets BatchNorm constants by an exact type test, which ``GateBatchNorm2d`` escapes;
     :func:`exporter_call`, :func:`export_target`  ``Exporter.__call__(model)`` exports a deep copy of the model it is
                                   given (module attributes travel with the copy), as ``args.format`` / ``args.dynamic``
-                                  say (which exported graph a trace records).
+                                  say (which exported graph a trace records);
+    :func:`exports_int8`          ``Exporter.export_openvino`` quantizes with ``nncf.quantize(model=...,
+                                  ignored_scope=...)`` when the arguments ask for INT8 (``integration.py`` wraps it
+                                  beside ``__call__``; one warning line if it moved).
 
 ultralytics' public API (``YOLO`` and its ``train``/``val``/``export``, trainer callbacks, ``LOGGER``, ``TQDM``,
 ``get_flops``, the dataset checkers, ``LetterBox``, the task model classes) is imported where it is used. What the
@@ -337,3 +340,9 @@ def export_target(exporter) -> tuple[str, bool]:
     ``__call__`` reads it (8.3 and 8.4), and ``args.dynamic``."""
     args = exporter.args
     return str(getattr(args, "format", "")).lower(), bool(getattr(args, "dynamic", False))
+
+
+def exports_int8(args: Any) -> bool:
+    """Whether ultralytics' export arguments ask for INT8: ``quantize=8`` (8.4, which maps ``int8=True`` onto it) or
+    ``int8=True`` (8.3)."""
+    return getattr(args, "quantize", None) == 8 or getattr(args, "int8", None) is True

@@ -16,7 +16,9 @@ from :func:`register`. Nothing else in this package imports this module. It chec
 
 and, right after ``ultralytics.engine.exporter`` executes (``_import_hook``), ``Exporter.__call__``: it tells every
 TripletAttention of the model it exports its export target, ``(format, dynamic)``, as ultralytics sets ``export`` and
-``format`` on its heads, and takes it back after the export, also after one that failed (``_exporting``).
+``format`` on its heads, and takes it back after the export, also after one that failed (``_exporting``); and its
+``Exporter.export_openvino``: an INT8 export hands NNCF the attention's additions as an ignored scope
+(:func:`_int8_float_ops`), so the scaling stays one fused pass in OpenVINO.
 
 Plugins are loaded on the first of those calls, never during ultralytics' import (which is still half-way then).
 Library modules never patch: they ask ``_compat.require_patched()``, so ``ULTRALYTICS_TRIPLET_DISABLE=1`` holds.
@@ -25,8 +27,10 @@ Library modules never patch: they ask ``_compat.require_patched()``, so ``ULTRAL
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import inspect
+import re
 import threading
 from pathlib import Path
 
@@ -275,6 +279,7 @@ def _install_exporter(module) -> None:
                        "__call__; exports record the graph valid at every input size")
         elif not getattr(call, _compat.MARK, False):
             module.Exporter.__call__ = _wrap_export(call)
+        _patch_exporter(module)
 
 
 def _wrap_export(call):
@@ -309,3 +314,100 @@ def _exporting(exporter, model):
     finally:
         for m in told + attention(getattr(exporter, "model", None)):
             vars(m).pop("export_target", None)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# INT8 OpenVINO export: the attention's additions stay in floating point
+# --------------------------------------------------------------------------------------------------------------------
+
+# The operations of each TripletAttention that NNCF is told to leave alone. The attention's scaling is two broadcast
+# additions (the gates' average) and a product with x; OpenVINO runs the three as one fused pass over x unless a
+# FakeQuantize sits between them. NNCF's default puts one on every input of an addition, which splits that pass into
+# three, two of them writing a full-size map. Without the additions in its scope, NNCF quantizes the rest as usual:
+# the pooling reads x as int8, the gate convolutions are int8, the product reads x as int8 and writes the next layer's
+# int8 input; the sum of the gates is quantized once, before the product. None: every operation of the attention.
+FLOAT_OPS: tuple[str, ...] | None = ("Add",)
+
+
+def _patch_exporter(exporter) -> None:
+    """Wrap ``Exporter.export_openvino`` of the module ``exporter`` once; one warning line if ultralytics moved it."""
+    cls = getattr(exporter, "Exporter", None)
+    method = getattr(cls, "export_openvino", None)
+    if not callable(method):
+        _warn_once(f"ultralytics {_compat.ultralytics_version()} has no Exporter.export_openvino: INT8 OpenVINO "
+                   "exports quantize TripletAttention with NNCF's defaults, which run it slower")
+    elif not getattr(method, _compat.MARK, False):
+        cls.export_openvino = _wrap_export_openvino(method)
+
+
+def _wrap_export_openvino(export_openvino):
+    """Return ``Exporter.export_openvino`` whose INT8 quantization leaves the attention's :data:`FLOAT_OPS` alone."""
+
+    def wrapper(self, *args, **kwargs):
+        from .nn import TripletAttention  # lazy: see the note on imports at the top
+
+        model = getattr(self, "model", None)
+        paths = [n for n, m in model.named_modules() if isinstance(m, TripletAttention)] if model is not None else []
+        if not (paths and _compat.exports_int8(getattr(self, "args", None))):
+            return export_openvino(self, *args, **kwargs)
+        try:
+            import nncf
+        except ImportError:  # ultralytics installs it next (or says it is missing), after this wrapper has looked
+            _warn_once("nncf is not installed: an INT8 OpenVINO export that installs it quantizes TripletAttention "
+                       "with NNCF's defaults, which run it slower; export again once it is installed")
+            return export_openvino(self, *args, **kwargs)
+        with _quantize_ignoring(nncf, paths):
+            return export_openvino(self, *args, **kwargs)
+
+    return _mark(wrapper, export_openvino)
+
+
+@contextlib.contextmanager
+def _quantize_ignoring(nncf, paths: list[str]):
+    """Within the block, ``nncf.quantize`` also ignores the :data:`FLOAT_OPS` of the modules at ``paths``."""
+    quantize = nncf.quantize
+    signature = inspect.signature(quantize)
+    if not {"model", "ignored_scope"} <= set(signature.parameters):
+        _warn_once(f"nncf {getattr(nncf, '__version__', '')}'s quantize takes no model and ignored_scope: NNCF "
+                   "quantizes TripletAttention with its defaults, which run it slower")
+        yield
+        return
+
+    def wrapper(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        scope = _with_float_ops(nncf, bound.arguments["model"], bound.arguments.get("ignored_scope"), paths)
+        return _call(quantize, bound, ignored_scope=scope)
+
+    nncf.quantize = _mark(wrapper, quantize)
+    try:
+        yield
+    finally:
+        nncf.quantize = quantize
+
+
+def _with_float_ops(nncf, ov_model, scope, paths: list[str]):
+    """``scope`` (an ``nncf.IgnoredScope`` or None) with the names of the attention's :data:`FLOAT_OPS` added."""
+    found = {p: _int8_float_ops(ov_model, p) for p in paths}
+    if not all(found.values()):
+        what = f"{'/'.join(FLOAT_OPS)} operation" if FLOAT_OPS else "operation"
+        _warn_once(f"the OpenVINO model names no {what} inside TripletAttention "
+                   f"{', '.join(p for p, n in found.items() if not n)}: NNCF quantizes it with its defaults, which "
+                   "run it slower")
+        return scope
+    names = list(dict.fromkeys(n for ns in found.values() for n in ns))
+    if scope is None:
+        return nncf.IgnoredScope(names=names)
+    return dataclasses.replace(scope, names=[*scope.names, *(n for n in names if n not in scope.names)])
+
+
+def _int8_float_ops(ov_model, path: str) -> list[str]:
+    """Names of the :data:`FLOAT_OPS` operations of ``ov_model`` traced inside the module at ``path``.
+
+    OpenVINO's PyTorch frontend names an operation after the module path it was traced in, ``__module.<path>/aten::...``
+    (``__module.model.3/aten::add/Add_4``; a submodule's path continues with dots). A model wrapped for export (such as
+    ultralytics' NMS wrapper) puts its own attribute in front: the path is matched as whole dotted parts.
+    """
+    inside = re.compile(rf"(^|\.){re.escape(path)}(\.|$)")
+    kept = (lambda t: t != "Constant") if FLOAT_OPS is None else FLOAT_OPS.__contains__
+    return [op.get_friendly_name() for op in ov_model.get_ordered_ops()
+            if kept(op.get_type_name()) and inside.search(op.get_friendly_name().split("/", 1)[0])]

@@ -40,9 +40,31 @@ def test_bench_deploy_prints_each_variants_overhead_node_counts_and_the_profile(
     assert len(list((tmp_path / "out").rglob("*.onnx"))) == 6  # --keep: every variant's export stays
 
 
+@pytest.mark.skipif(any(importlib.util.find_spec(m) is None for m in ("openvino", "nncf")),
+                    reason="openvino or nncf is not installed")
+def test_bench_deploy_int8_rows_time_the_quantized_models_beside_nncf_defaults(tmp_path):
+    p = run([sys.executable, str(BENCHMARKS / "bench_deploy.py"), "--model", "yolov5n", "--sizes", "64", "--rounds",
+             "2", "--runtimes", "openvino", "--int8", "--int8-images", "4", "--keep", str(tmp_path / "out")],
+            tmp_path, timeout=1200)
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = p.stdout
+    # plain INT8's ms, the three placements over it; the official-style and any-size graphs are FP32 only
+    assert re.search(r"^openvino int8\s+64\s+[\d.]+(?:\s+[+-][\d.]+% \([^)]*\)){3}\s+-\s+-\s*$", out, re.M), out
+    assert "openvino int8 64: dense" in out and "vs dense, NNCF defaults" in out and "as fast as plain FP32" in out
+    fed = dict(re.findall(r"^  (triplet-dense|dense, NNCF defaults)\s+\d+: (.*)$", out, re.M))
+    assert "Add" not in fed["triplet-dense"] and "Add 32" in fed["dense, NNCF defaults"]  # 2 inputs, 2 adds, 8 rows
+    again = run([sys.executable, str(BENCHMARKS / "bench_deploy.py"), "--model", "yolov5n", "--sizes", "64", "--rounds",
+                 "2", "--runtimes", "openvino", "--int8", "--keep", str(tmp_path / "out"), "--reuse"], tmp_path,
+                timeout=600)
+    assert again.returncode == 0 and "reusing the exports" in again.stdout and "exported" not in again.stdout
+
+
 def test_bench_deploy_refuses_bad_arguments_in_one_line(tmp_path):
     p = run([sys.executable, str(BENCHMARKS / "bench_deploy.py"), "--sizes", "100"], tmp_path, timeout=120)
     assert p.returncode == 2 and "--sizes must be multiples of 32, got [100]" in p.stderr
+    p = run([sys.executable, str(BENCHMARKS / "bench_deploy.py"), "--reuse", "--keep", str(tmp_path / "no")], tmp_path,
+            timeout=120)
+    assert p.returncode == 2 and "--reuse times the files of an earlier --keep run" in p.stderr
     assert not list(tmp_path.iterdir())  # nothing written
 
 

@@ -17,6 +17,7 @@ each runtime; that the exported attention computes the module's function, at any
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 import numpy as np
@@ -195,6 +196,50 @@ def test_openvino_int8_export_of_a_trained_triplet_model_runs_and_keeps_detectin
     assert 'type="ReduceMax"' in graph  # the attention's pooling (plain yolov5n has no reduction)
     quantized = YOLO(str(folder), task="detect").val(batch=1, name="int8", **common).box.map50
     assert quantized >= INT8_KEEPS * fp32, (quantized, fp32)
+
+
+def fed_by_fake_quantize(xml: Path, rows: list[int]) -> dict[int, dict[str, set[bool]]]:
+    """For each row: operation type -> whether each operation of that type in the row has a FakeQuantize input."""
+    import openvino as ov
+
+    out = {i: {} for i in rows}
+    for op in ov.Core().read_model(str(xml)).get_ordered_ops():
+        row = re.match(r"__module\.model\.(\d+)/", op.get_friendly_name())
+        if row and int(row[1]) in out and op.get_type_name() != "FakeQuantize":
+            quantized = any(i.get_source_output().get_node().get_type_name() == "FakeQuantize" for i in op.inputs())
+            out[int(row[1])].setdefault(op.get_type_name(), set()).add(quantized)
+    return out
+
+
+@needs("openvino", "nncf")
+def test_openvino_int8_export_leaves_the_attention_additions_unquantized(shapes_data, tmp_path, monkeypatch):
+    """INT8 through ultralytics' exporter, every row of the dense placement: NNCF puts no FakeQuantize on an addition
+    of the attention, so OpenVINO runs its scaling as one fused pass, and quantizes the rest of the row (pooling, gate
+    convolutions, the product). ultralytics' own ``export_openvino``, unwrapped, quantizes the additions too."""
+    from ultralytics import YOLO
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+    from ultralytics.engine.exporter import Exporter
+
+    from ultralytics_triplet import TripletAttention
+    from ultralytics_triplet._compat import original
+
+    monkeypatch.chdir(tmp_path)
+    int8 = {"quantize": 8} if "quantize" in DEFAULT_CFG_DICT else {"int8": True}
+    graphs = {}
+    for name, export_openvino in (("ours", Exporter.export_openvino),
+                                  ("ultralytics", original(Exporter.export_openvino))):
+        monkeypatch.setattr(Exporter, "export_openvino", export_openvino)
+        torch.manual_seed(0)
+        model = YOLO("yolov5n-triplet-dense.yaml")
+        rows = [i for i, m in enumerate(model.model.model) if isinstance(m, TripletAttention)]
+        f = model.export(format="openvino", imgsz=IMGSZ, device="cpu", data=str(shapes_data), **int8)
+        graphs[name] = fed_by_fake_quantize(next(Path(f).glob("*.xml")), rows)
+    assert len(rows) == 8
+    for i in rows:
+        ours, theirs = graphs["ours"][i], graphs["ultralytics"][i]
+        assert ours["Add"] == {False}, (i, ours)
+        assert ours["MaxPool"] == ours["ReduceMax"] == {True} and True in ours["Multiply"], (i, ours)  # the rest
+        assert True in theirs["Add"], (i, theirs)
 
 
 @needs("onnx", "onnxruntime")

@@ -34,13 +34,16 @@ def test_hook_imports_nothing_heavy_at_start(tmp_path):
 def test_the_exporter_is_patched_whichever_comes_first(first, tmp_path):
     """ultralytics imports its exporter on the first export, after the model; a program (or ultralytics' benchmark
     module) that imports the exporter first imports tasks from inside it, and the exporter is patched once a model is
-    built."""
+    built: ``__call__`` and ``export_openvino`` wrapped, each once, and nothing said about them."""
     steps = [BUILD, "import ultralytics.engine.exporter as e"]
     code = "; ".join([*(reversed(steps) if first == "exporter" else steps),
-                      "print('@@', getattr(e.Exporter.__call__, '_ultralytics_triplet', False))"])
+                      "from ultralytics_triplet._compat import MARK, original",
+                      "print('@@', getattr(e.Exporter.__call__, MARK, False), getattr(e.Exporter.export_openvino, MARK,"
+                      " False), getattr(original(e.Exporter.export_openvino), MARK, False))"])
     p = run_python(code, tmp_path)
     assert p.returncode == 0, p.stderr
-    assert said(p) == ["TripletAttention", "True"]
+    assert said(p) == ["TripletAttention", "True True False"]
+    assert "export_openvino" not in p.stderr + p.stdout
 
 
 def test_opt_out_variable_patches_nothing_until_register(tmp_path):

@@ -12,6 +12,7 @@ import inspect
 import logging
 import os
 import re
+import types
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,25 @@ def test_parse_model_reads_a_string_arg_previous_channels_as_the_channel_count_o
              "head": [[-1, 1, "nn.Identity", []]]}
         layers, _ = parse_model(d, ch=3, verbose=False)
         assert layers[0].conv.out_channels == width and layers[1].in_channels == width
+
+
+def test_openvino_export_quantizes_through_nncf_quantize_with_an_ignored_scope_when_exports_int8_says_so():
+    # integration.py hands nncf.quantize an ignored scope while Exporter.export_openvino runs an INT8 export: the
+    # exporter (8.3) or its torch2openvino (8.4) calls nncf.quantize(model=..., ignored_scope=...) when the arguments
+    # ask for INT8 in the way _compat.exports_int8 reads them.
+    import importlib
+
+    # try_export keeps no __wrapped__: parse the source
+    module = inspect.getsource(importlib.import_module(_compat.EXPORTER_MODULE))
+    exporter = next(n for n in ast.parse(module).body if isinstance(n, ast.ClassDef) and n.name == "Exporter")
+    method = next(n for n in exporter.body if isinstance(n, ast.FunctionDef) and n.name == "export_openvino")
+    source = ast.get_source_segment(module, method)
+    if "torch2openvino(" in source:
+        from ultralytics.utils.export import openvino
+
+        source += inspect.getsource(openvino.torch2openvino)
+    assert re.search(r"nncf\.quantize\(\s*model=", source) and "ignored_scope=ignored_scope" in source
+    assert "self.args.quantize == 8" in source or "if self.args.int8:" in source
+    args = types.SimpleNamespace
+    assert _compat.exports_int8(args(quantize=8)) and _compat.exports_int8(args(int8=True))  # 8.4, 8.3
+    assert not _compat.exports_int8(args(quantize=16, int8=False)) and not _compat.exports_int8(args(quantize=None))

@@ -4,7 +4,9 @@ ultralytics internals fail with one message before anything is patched."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import sys
 import types
 from pathlib import Path
 
@@ -137,3 +139,138 @@ def test_an_export_tells_every_attention_module_its_target_and_takes_it_back(fmt
         assert Path(model.export(format=fmt.upper(), imgsz=64, device="cpu")).is_file()
     assert rows > 1 and seen == [([(fmt, False)] * rows, [(fmt, False)] * rows)]
     assert export_targets(model.model) == export_targets(exporters[0].model) == [None] * rows
+
+
+# --------------------------------------------------------------------------------------- INT8 OpenVINO export
+
+
+@dataclasses.dataclass
+class FakeScope:
+    """What the wrapper reads of ``nncf.IgnoredScope``: a dataclass of names, patterns and types."""
+
+    names: list = dataclasses.field(default_factory=list)
+    patterns: list = dataclasses.field(default_factory=list)
+    types: list = dataclasses.field(default_factory=list)
+    validate: bool = True
+
+
+class FakeOp:
+    """An operation of an OpenVINO model as the wrapper reads it: friendly name and type."""
+
+    def __init__(self, name: str, kind: str) -> None:
+        self.name, self.kind = name, kind
+
+    def get_friendly_name(self) -> str:
+        return self.name
+
+    def get_type_name(self) -> str:
+        return self.kind
+
+
+def fake_ov_model(prefix: str = "__module.model"):
+    """An OpenVINO model's operations as its PyTorch frontend names them: a TripletAttention in row 3 (its additions,
+    product, pooling and gate), a residual addition in row 13 and one in a submodule of row 2."""
+    ops = [FakeOp(f"{prefix}.2.m.0/aten::add/Add", "Add"), FakeOp(f"{prefix}.3/aten::amax/ReduceMax", "ReduceMax"),
+           FakeOp(f"{prefix}.3/aten::_convolution/Convolution", "Convolution"),
+           FakeOp(f"{prefix}.3/aten::add/Add_4", "Add"), FakeOp(f"{prefix}.3/aten::add/Add_7", "Add"),
+           FakeOp(f"{prefix}.3/aten::mul/Multiply_12", "Multiply"), FakeOp(f"{prefix}.3/aten::add/Add_4/c", "Constant"),
+           FakeOp(f"{prefix}.13/aten::add/Add", "Add")]
+    return types.SimpleNamespace(get_ordered_ops=lambda: ops)
+
+
+def fake_nncf(seen: list):
+    """An ``nncf`` module whose quantize records the ignored scope it was given."""
+
+    def quantize(model, calibration_dataset, *, preset=None, ignored_scope=None, subset_size=300):
+        seen.append(ignored_scope)
+        return model
+
+    return types.SimpleNamespace(__version__="0", IgnoredScope=FakeScope, quantize=quantize)
+
+
+@pytest.mark.parametrize("prefix", ["__module.model", "__module.model.model"], ids=["model", "wrapped"])
+def test_int8_ignored_scope_holds_the_attention_additions_and_nothing_else(prefix):
+    from ultralytics_triplet import integration
+
+    scope = integration._with_float_ops(fake_nncf([]), fake_ov_model(prefix), None, ["model.3"])
+    assert scope == FakeScope(names=[f"{prefix}.3/aten::add/Add_4", f"{prefix}.3/aten::add/Add_7"])
+
+
+def test_int8_ignored_scope_keeps_ultralytics_own_entries():
+    from ultralytics_triplet import integration
+
+    add_4, add_7 = "__module.model.3/aten::add/Add_4", "__module.model.3/aten::add/Add_7"
+    given = FakeScope(names=[add_4, "head/Sigmoid"], patterns=[".*dfl.*"], types=["Sigmoid"], validate=False)
+    scope = integration._with_float_ops(fake_nncf([]), fake_ov_model(), given, ["model.3"])
+    assert scope == FakeScope(names=[add_4, "head/Sigmoid", add_7], patterns=[".*dfl.*"], types=["Sigmoid"],
+                              validate=False)
+    assert given.names == [add_4, "head/Sigmoid"]  # not changed in place
+
+
+def test_int8_ignored_scope_left_as_it_is_with_one_warning_when_no_attention_operation_is_named(monkeypatch,
+                                                                                                   warnings_logged):
+    from ultralytics_triplet import integration
+
+    monkeypatch.setattr(integration, "_warned", set())
+    given = FakeScope(names=["head/Sigmoid"])
+    assert integration._with_float_ops(fake_nncf([]), fake_ov_model(), given, ["model.3", "model.7"]) is given
+    assert len(warnings_logged) == 1 and "TripletAttention model.7" in warnings_logged[0]
+
+
+def exporter_call(monkeypatch, args, seen: list):
+    """Run ``Exporter.export_openvino`` as this package wraps it, with an exporter whose model holds TripletAttention
+    at ``model.3`` and an ``export_openvino`` that quantizes the fake OpenVINO model as ultralytics does."""
+    from torch import nn
+
+    from ultralytics_triplet import integration
+
+    nncf = fake_nncf(seen)
+    monkeypatch.setitem(sys.modules, "nncf", nncf)
+    quantize = nncf.quantize
+
+    def export_openvino(self):
+        import nncf
+
+        return nncf.quantize(model=fake_ov_model(), calibration_dataset=None, ignored_scope=None)
+
+    wrapped = integration._wrap_export_openvino(export_openvino)
+    exporter = types.SimpleNamespace(model=nn.Module(), args=args)
+    exporter.model.model = nn.Sequential(nn.Identity(), nn.Identity(), nn.Identity(), TripletAttention())
+    wrapped(exporter)
+    assert nncf.quantize is quantize  # put back after the export
+
+
+def test_int8_openvino_export_hands_nncf_the_attention_additions(monkeypatch):
+    seen = []
+    exporter_call(monkeypatch, types.SimpleNamespace(quantize=8), seen)
+    assert seen == [FakeScope(names=["__module.model.3/aten::add/Add_4", "__module.model.3/aten::add/Add_7"])]
+    exporter_call(monkeypatch, types.SimpleNamespace(int8=True), seen)  # ultralytics 8.3 says int8=True
+    assert seen[1] == seen[0]
+
+
+@pytest.mark.parametrize("args", [{"quantize": None}, {"quantize": 16}, {"int8": False}])
+def test_float_openvino_export_leaves_nncf_alone(monkeypatch, args):
+    seen = []
+    exporter_call(monkeypatch, types.SimpleNamespace(**args), seen)
+    assert seen == [None]
+
+
+def test_ultralytics_exporter_runs_the_wrapped_openvino_export():
+    from ultralytics.engine.exporter import Exporter
+
+    from ultralytics_triplet._compat import MARK, original
+
+    register()
+    assert getattr(Exporter.export_openvino, MARK, False)
+    assert not getattr(original(Exporter.export_openvino), MARK, False)  # wrapped once
+
+
+def test_exporter_without_export_openvino_gets_one_warning_and_no_patch(monkeypatch, warnings_logged):
+    from ultralytics_triplet import integration
+
+    monkeypatch.setattr(integration, "_warned", set())
+    fake = types.ModuleType("ultralytics.engine.exporter")
+    fake.Exporter = type("Exporter", (), {})
+    integration._patch_exporter(fake)
+    assert not hasattr(fake.Exporter, "export_openvino")
+    assert len(warnings_logged) == 1 and "no Exporter.export_openvino" in warnings_logged[0]
