@@ -15,10 +15,13 @@ OpenVINO exports replace with their own). Random weights, seed 0; timing does no
 Each runtime then runs every variant at batch 1 on ``--threads`` threads, interleaved: one round runs each variant in
 turn (a few calls each, at least ``MIN_ROUND_MS``), and a variant's overhead is the median over ``--rounds`` rounds
 of its time divided by the plain model's in the same round, given with the range of the middle half of the rounds.
-Interleaving is why ONNX Runtime's intra-op threads do not spin (``session.intra_op.allow_spinning`` 0): spinning
-threads of one session would slow the next; for the same reason NCNN's OpenMP threads do not wait spinning after a layer
-(``openmp_blocktime`` 0). OpenVINO runs with the LATENCY hint. Each runtime's own precision defaults hold (OpenVINO
-runs bf16 on CPUs with AMX or AVX512-BF16, NCNN stores fp16 where the CPU supports it).
+``--clock cpu`` times each call by this process's CPU time instead of the wall clock: other jobs on a shared machine
+do not add to it, and with ``--threads 1`` it is what an inference costs (with more threads it also counts the time
+the runtime's threads wait spinning). Interleaving is why ONNX Runtime's intra-op threads do not spin
+(``session.intra_op.allow_spinning`` 0): spinning threads of one session would slow the next; for the same reason
+NCNN's OpenMP threads do not wait spinning after a layer (``openmp_blocktime`` 0). OpenVINO runs with the LATENCY
+hint. Each runtime's own precision defaults hold (OpenVINO runs bf16 on CPUs with AMX or AVX512-BF16, NCNN stores fp16
+where the CPU supports it).
 
 ``--int8`` adds OpenVINO INT8 rows: plain, the named placements and the dense model exported once more with
 ``quantize=8`` (``int8=True`` before ultralytics 8.4), NNCF calibrating on ``--int8-images`` synthetic shapes images of
@@ -71,6 +74,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sizes", type=int, nargs="+", default=[320, 640], help="square input sizes (default 320 640)")
     p.add_argument("--rounds", type=int, default=30, help="interleaved rounds per runtime and size (default 30)")
     p.add_argument("--threads", type=int, default=2, help="intra-op threads of every runtime (default 2)")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="time each call by the wall clock (default) or by this process's CPU time")
     p.add_argument("--runtimes", nargs="+", choices=RUNTIMES, default=list(RUNTIMES), help="default: all installed")
     p.add_argument("--profile", action="store_true", help="also print the per-operation breakdown")
     p.add_argument("--profile-runs", type=int, default=20, help="profiled inferences per model (default 20)")
@@ -557,8 +562,9 @@ def main() -> None:
     print(f"Tools: {versions()}")
     print(f"Package: {Path(sys.modules['ultralytics_triplet'].__file__).parent}")
     print(f"Command: python {' '.join(sys.argv)}")
-    print(f"Batch 1, {ARGS.threads} threads, median of {ARGS.rounds} interleaved rounds; overhead = time / plain - 1 "
-          "(in brackets: the middle half of the rounds)")
+    clock = "wall time" if ARGS.clock == "wall" else "this process's CPU time"
+    print(f"Batch 1, {ARGS.threads} threads, {clock}, median of {ARGS.rounds} interleaved rounds; overhead = time / "
+          "plain - 1 (in brackets: the middle half of the rounds)")
     if skipped:
         print(f"Not installed, skipped: {', '.join(skipped)}")
     if not runtimes:
@@ -579,7 +585,8 @@ def main() -> None:
                 if rt == "openvino":  # INT8 in the same rounds as FP32
                     fns.update({f"{INT8}: {k}": runner(rt, files[INT8, size, k], size, ARGS.threads)
                                 for k in quantized})
-                times = interleaved(fns, ARGS.rounds)
+                clock = time.process_time if ARGS.clock == "cpu" else time.perf_counter
+                times = interleaved(fns, ARGS.rounds, clock=clock)
                 for row, names in ((rt, {k: k for k in labels}), (INT8, {f"{INT8}: {k}": k for k in quantized})):
                     if names:
                         own = {k: times[key] for key, k in names.items()}
