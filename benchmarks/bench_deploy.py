@@ -15,17 +15,21 @@ OpenVINO exports replace with their own). Random weights, seed 0; timing does no
 Each runtime then runs every variant at batch 1 on ``--threads`` threads, interleaved: one round runs each variant in
 turn (a few calls each, at least ``MIN_ROUND_MS``), and a variant's overhead is the median over ``--rounds`` rounds
 of its time divided by the plain model's in the same round, given with the range of the middle half of the rounds.
-Interleaving is why ONNX Runtime's intra-op threads do not spin (``session.intra_op.allow_spinning`` 0): spinning
-threads of one session would slow the next; for the same reason NCNN's OpenMP threads do not wait spinning after a layer
-(``openmp_blocktime`` 0). OpenVINO runs with the LATENCY hint. Each runtime's own precision defaults hold (OpenVINO
-runs bf16 on CPUs with AMX or AVX512-BF16, NCNN stores fp16 where the CPU supports it).
+``--clock cpu`` times each call by this process's CPU time instead of the wall clock: other jobs on a shared machine
+do not add to it, and with ``--threads 1`` it is what an inference costs (with more threads it also counts the time
+the runtime's threads wait spinning). Interleaving is why ONNX Runtime's intra-op threads do not spin
+(``session.intra_op.allow_spinning`` 0): spinning threads of one session would slow the next; for the same reason
+NCNN's OpenMP threads do not wait spinning after a layer (``openmp_blocktime`` 0). OpenVINO runs with the LATENCY
+hint. Each runtime's own precision defaults hold (OpenVINO runs bf16 on CPUs with AMX or AVX512-BF16, NCNN stores fp16
+where the CPU supports it).
 
 ``--int8`` adds OpenVINO INT8 rows: plain, the named placements and the dense model exported once more with
 ``quantize=8`` (``int8=True`` before ultralytics 8.4), NNCF calibrating on ``--int8-images`` synthetic shapes images of
 the size (``make_shapes_dataset``), timed in the same interleaved rounds as the FP32 rows, each over plain INT8. Beside
 them, ``dense, NNCF defaults``: the dense model quantized by ultralytics' exporter as it is, without the ignored scope
 this package adds for TripletAttention (``integration.py``), and the count of FakeQuantize nodes that feed the
-attention rows in each INT8 graph.
+attention rows in each INT8 graph. ``--int8-candidates`` adds two other quantizations of the dense model: only the
+attention's additions in NNCF's ignored scope, and the attention quantized whole (its sigmoids too).
 
 ``--profile`` adds each runtime's per-operation times (ONNX Runtime's profiler, OpenVINO's performance counters) for
 the plain, dense and official-style dense models, summed by operation type, and what the dense model adds: each node's
@@ -57,7 +61,7 @@ ANY_SIZE = "dense, any-size graph"  # the dense model exported with the graph th
 INT8 = "openvino int8"  # the OpenVINO INT8 rows (--int8)
 EXPORTED = "exported.json"  # in --keep: (runtime, size, label) -> file of each export, read back by --reuse
 NNCF_DEFAULTS = "dense, NNCF defaults"  # the dense model quantized without this package's ignored scope
-IN_FLOAT = "dense, attention in float"  # --int8-candidates: every operation of the attention in the ignored scope
+ADDS_ONLY = "dense, additions only"  # --int8-candidates: only the attention's additions in NNCF's ignored scope
 WHOLE = "dense, quantized whole"  # --int8-candidates: none of it there, not even its sigmoids (ultralytics' scope)
 AIMS_DENSE = {320: 0.15, 640: 0.10}  # size -> the dense placement's aim in ONNX Runtime and OpenVINO over plain
 AIM_NECK_INT8 = 0.05  # the neck placement's aim in OpenVINO INT8 over plain INT8
@@ -70,6 +74,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sizes", type=int, nargs="+", default=[320, 640], help="square input sizes (default 320 640)")
     p.add_argument("--rounds", type=int, default=30, help="interleaved rounds per runtime and size (default 30)")
     p.add_argument("--threads", type=int, default=2, help="intra-op threads of every runtime (default 2)")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="time each call by the wall clock (default) or by this process's CPU time")
     p.add_argument("--runtimes", nargs="+", choices=RUNTIMES, default=list(RUNTIMES), help="default: all installed")
     p.add_argument("--profile", action="store_true", help="also print the per-operation breakdown")
     p.add_argument("--profile-runs", type=int, default=20, help="profiled inferences per model (default 20)")
@@ -81,7 +87,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--int8", action="store_true", help="also OpenVINO INT8 rows (NNCF), timed with the FP32 rows")
     p.add_argument("--int8-images", type=int, default=32, help="INT8 calibration images per size (default 32)")
     p.add_argument("--int8-candidates", action="store_true",
-                   help=f"with --int8, also the other quantizations of dense: '{IN_FLOAT}', '{WHOLE}'")
+                   help=f"with --int8, also the other quantizations of dense: '{ADDS_ONLY}', '{WHOLE}'")
     args = p.parse_args(argv)
     if args.int8 and "openvino" not in args.runtimes:
         p.error("--int8 times OpenVINO INT8 models: --runtimes must include openvino")
@@ -213,40 +219,15 @@ def nncf_defaults():
 
 
 @contextlib.contextmanager
-def attention_in_float():
-    """Within the block, the OpenVINO INT8 export puts every operation of TripletAttention in NNCF's ignored scope."""
-    from ultralytics_triplet import integration
-
-    chosen = integration.FLOAT_OPS
-    integration.FLOAT_OPS = None
-    try:
-        yield
-    finally:
-        integration.FLOAT_OPS = chosen
-
-
-@contextlib.contextmanager
-def quantized_whole(rows: list[int]):
-    """Within the block, NNCF quantizes the attention rows ``rows`` whole: ultralytics' exporter as it is
-    (``nncf_defaults``), the rows' sigmoids taken out of the ignored scope it builds (which holds every sigmoid)."""
-    import dataclasses
-
+def rescoped(change):
+    """Within the block, ultralytics' exporter quantizes as it is (``nncf_defaults``), with ``change(operations,
+    scope)`` applied to the ignored scope it hands ``nncf.quantize`` (``operations``: the OpenVINO model's)."""
     import nncf
 
     quantize = nncf.quantize
 
     def wrapper(model, *args, ignored_scope=None, **kwargs):
-        ops = model.get_ordered_ops()
-        inside = {op.get_friendly_name() for op in ops if (m := ROW.search(op.get_friendly_name()))
-                  and int(m.group(1)) in rows}
-        if ignored_scope is not None:
-            names = [n for n in ignored_scope.names if n not in inside]
-            if "Sigmoid" in ignored_scope.types:  # ultralytics 8.3 ignores sigmoids by type: name the others
-                names += [op.get_friendly_name() for op in ops
-                          if op.get_type_name() == "Sigmoid" and op.get_friendly_name() not in inside]
-            types = [t for t in ignored_scope.types if t != "Sigmoid"]
-            ignored_scope = dataclasses.replace(ignored_scope, names=names, types=types)
-        return quantize(model, *args, ignored_scope=ignored_scope, **kwargs)
+        return quantize(model, *args, ignored_scope=change(model.get_ordered_ops(), ignored_scope), **kwargs)
 
     nncf.quantize = wrapper
     try:
@@ -256,11 +237,45 @@ def quantized_whole(rows: list[int]):
         nncf.quantize = quantize
 
 
+def additions_only(rows: list[int]):
+    """Within the block, NNCF's ignored scope also holds the additions of the attention rows ``rows`` (the gates'
+    average, which NNCF's FakeQuantize nodes split from the product), and nothing else of them."""
+    import dataclasses
+
+    import nncf
+
+    def change(ops, scope):
+        adds = [op.get_friendly_name() for op in ops if op.get_type_name() == "Add"
+                and (m := ROW.search(op.get_friendly_name())) and int(m.group(1)) in rows]
+        return nncf.IgnoredScope(names=adds) if scope is None else dataclasses.replace(scope, names=scope.names + adds)
+
+    return rescoped(change)
+
+
+def quantized_whole(rows: list[int]):
+    """Within the block, NNCF quantizes the attention rows ``rows`` whole: the rows' sigmoids are taken out of the
+    ignored scope ultralytics builds (which holds every sigmoid)."""
+    import dataclasses
+
+    def change(ops, scope):
+        if scope is None:
+            return None
+        inside = {op.get_friendly_name() for op in ops if (m := ROW.search(op.get_friendly_name()))
+                  and int(m.group(1)) in rows}
+        names = [n for n in scope.names if n not in inside]
+        if "Sigmoid" in scope.types:  # ultralytics 8.3 ignores sigmoids by type: name the others
+            names += [op.get_friendly_name() for op in ops
+                      if op.get_type_name() == "Sigmoid" and op.get_friendly_name() not in inside]
+        return dataclasses.replace(scope, names=names, types=[t for t in scope.types if t != "Sigmoid"])
+
+    return rescoped(change)
+
+
 def int8_labels(labels: dict[str, str]) -> dict[str, str]:
     """Label -> config of the variants exported to INT8 (--int8): plain, the named placements, the dense model
     quantized with NNCF's defaults and, with --int8-candidates, the other quantizations of the dense model."""
     names = list(labels)
-    others = (IN_FLOAT, WHOLE) if ARGS.int8_candidates else ()
+    others = (ADDS_ONLY, WHOLE) if ARGS.int8_candidates else ()
     return {**{k: labels[k] for k in names[:4]}, **{k: labels[names[3]] for k in (NNCF_DEFAULTS, *others)}}
 
 
@@ -276,7 +291,7 @@ def export_int8(model, label: str, size: int, data: Path) -> Path:
     from ultralytics.cfg import DEFAULT_CFG_DICT
 
     quantize = {"quantize": 8} if "quantize" in DEFAULT_CFG_DICT else {"int8": True}  # int8=True before 8.4
-    scope = {NNCF_DEFAULTS: nncf_defaults, IN_FLOAT: attention_in_float,
+    scope = {NNCF_DEFAULTS: nncf_defaults, ADDS_ONLY: lambda: additions_only(attention_rows(model)),
              WHOLE: lambda: quantized_whole(attention_rows(model))}.get(label, contextlib.nullcontext)
     with scope():
         f = model.export(format="openvino", imgsz=size, device="cpu", data=str(data), **quantize)
@@ -479,7 +494,7 @@ def profile_int8(files: dict, rows: list[int], labels: list[str], sizes: list[in
     counters, by the compiled graph's node types, fused nodes under their first operation), and the attention rows on
     their own."""
     plain, dense = labels[0], labels[3]
-    others = [k for k in (NNCF_DEFAULTS, IN_FLOAT, WHOLE) if k in labels]
+    others = [k for k in (NNCF_DEFAULTS, ADDS_ONLY, WHOLE) if k in labels]
     lines = []
     for size in sizes:
         nodes = {k: profile_nodes("openvino", files[INT8, size, k], size, ARGS.threads, ARGS.profile_runs)
@@ -547,8 +562,9 @@ def main() -> None:
     print(f"Tools: {versions()}")
     print(f"Package: {Path(sys.modules['ultralytics_triplet'].__file__).parent}")
     print(f"Command: python {' '.join(sys.argv)}")
-    print(f"Batch 1, {ARGS.threads} threads, median of {ARGS.rounds} interleaved rounds; overhead = time / plain - 1 "
-          "(in brackets: the middle half of the rounds)")
+    clock = "wall time" if ARGS.clock == "wall" else "this process's CPU time"
+    print(f"Batch 1, {ARGS.threads} threads, {clock}, median of {ARGS.rounds} interleaved rounds; overhead = time / "
+          "plain - 1 (in brackets: the middle half of the rounds)")
     if skipped:
         print(f"Not installed, skipped: {', '.join(skipped)}")
     if not runtimes:
@@ -569,7 +585,8 @@ def main() -> None:
                 if rt == "openvino":  # INT8 in the same rounds as FP32
                     fns.update({f"{INT8}: {k}": runner(rt, files[INT8, size, k], size, ARGS.threads)
                                 for k in quantized})
-                times = interleaved(fns, ARGS.rounds)
+                clock = time.process_time if ARGS.clock == "cpu" else time.perf_counter
+                times = interleaved(fns, ARGS.rounds, clock=clock)
                 for row, names in ((rt, {k: k for k in labels}), (INT8, {f"{INT8}: {k}": k for k in quantized})):
                     if names:
                         own = {k: times[key] for key, k in names.items()}
@@ -618,7 +635,7 @@ def report(rows: list, counts: dict, labels: dict, runtimes: list[str]) -> list[
                 f"same rounds; neck {100 * neck:+.1f}% vs FP32 {100 * fp32_over[names[2]][0]:+.1f}%",
                 *(f"  {rt} {size}: dense {100 * dense:+.1f}% vs {k} {100 * over[k][0]:+.1f}% "
                   f"({100 * over[k][1]:+.1f} to {100 * over[k][2]:+.1f})"
-                  for k in (NNCF_DEFAULTS, IN_FLOAT, WHOLE) if k in over),
+                  for k in (NNCF_DEFAULTS, ADDS_ONLY, WHOLE) if k in over),
                 f"  {rt} {size}: plain INT8 runs {speedup:.2f}x as fast as plain FP32 (median over rounds)"]
             continue
         official, any_size = (over[names[i]][0] for i in (4, 5))
@@ -630,7 +647,7 @@ def report(rows: list, counts: dict, labels: dict, runtimes: list[str]) -> list[
               f"{'runtime':<13}" + "".join(f" {k:>22}" for k in labels)]
     for rt in runtimes:
         lines.append(f"{rt:<13}" + "".join(f" {counts.get((rt, k), '-'):>22}" for k in labels))
-    for k in (NNCF_DEFAULTS, IN_FLOAT, WHOLE):
+    for k in (NNCF_DEFAULTS, ADDS_ONLY, WHOLE):
         if (INT8, k) in counts:
             lines.append(f"{INT8 + ', ' + k:<42} {counts[INT8, k]}")
     return lines + ["", "Dense placement against its aims:", *verdicts]

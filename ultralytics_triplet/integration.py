@@ -17,8 +17,9 @@ from :func:`register`. Nothing else in this package imports this module. It chec
 and, right after ``ultralytics.engine.exporter`` executes (``_import_hook``), ``Exporter.__call__``: it tells every
 TripletAttention of the model it exports its export target, ``(format, dynamic)``, as ultralytics sets ``export`` and
 ``format`` on its heads, and takes it back after the export, also after one that failed (``_exporting``); and its
-``Exporter.export_openvino``: an INT8 export hands NNCF the attention's additions as an ignored scope
-(:func:`_int8_float_ops`), so the scaling stays one fused pass in OpenVINO.
+``Exporter.export_openvino``: an INT8 export hands NNCF every operation of each TripletAttention as an ignored scope
+(:func:`_operations_inside`), so the attention runs in floating point as in the FP32 model and the network around it
+in int8.
 
 Plugins are loaded on the first of those calls, never during ultralytics' import (which is still half-way then).
 Library modules never patch: they ask ``_compat.require_patched()``, so ``ULTRALYTICS_TRIPLET_DISABLE=1`` holds.
@@ -317,16 +318,15 @@ def _exporting(exporter, model):
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# INT8 OpenVINO export: the attention's additions stay in floating point
+# INT8 OpenVINO export: the attention stays in floating point
 # --------------------------------------------------------------------------------------------------------------------
 
-# The operations of each TripletAttention that NNCF is told to leave alone. The attention's scaling is two broadcast
-# additions (the gates' average) and a product with x; OpenVINO runs the three as one fused pass over x unless a
-# FakeQuantize sits between them. NNCF's default puts one on every input of an addition, which splits that pass into
-# three, two of them writing a full-size map. Without the additions in its scope, NNCF quantizes the rest as usual:
-# the pooling reads x as int8, the gate convolutions are int8, the product reads x as int8 and writes the next layer's
-# int8 input; the sum of the gates is quantized once, before the product. None: every operation of the attention.
-FLOAT_OPS: tuple[str, ...] | None = ("Add",)
+# An INT8 export hands NNCF every operation of each TripletAttention as an ignored scope, as ultralytics does for its
+# detection head. Quantized by NNCF's defaults, the attention costs more than in floating point: a FakeQuantize on
+# each input of its two broadcast additions (the gates' average) splits the scaling, one fused pass over x in
+# OpenVINO, into three, two of them writing a full-size map; and its other work does not get faster in int8 (gate
+# convolutions with 2 input channels and 1 output channel, pooling and transposes of small maps). Left in floating
+# point, the attention runs as in the FP32 model, and NNCF quantizes its output for the next layer.
 
 
 def _patch_exporter(exporter) -> None:
@@ -341,7 +341,7 @@ def _patch_exporter(exporter) -> None:
 
 
 def _wrap_export_openvino(export_openvino):
-    """Return ``Exporter.export_openvino`` whose INT8 quantization leaves the attention's :data:`FLOAT_OPS` alone."""
+    """Return ``Exporter.export_openvino`` whose INT8 quantization leaves every TripletAttention in floating point."""
 
     def wrapper(self, *args, **kwargs):
         from .nn import TripletAttention  # lazy: see the note on imports at the top
@@ -364,7 +364,7 @@ def _wrap_export_openvino(export_openvino):
 
 @contextlib.contextmanager
 def _quantize_ignoring(nncf, paths: list[str]):
-    """Within the block, ``nncf.quantize`` also ignores the :data:`FLOAT_OPS` of the modules at ``paths``."""
+    """Within the block, ``nncf.quantize`` also ignores every operation of the modules at ``paths``."""
     quantize = nncf.quantize
     signature = inspect.signature(quantize)
     if not {"model", "ignored_scope"} <= set(signature.parameters):
@@ -375,7 +375,7 @@ def _quantize_ignoring(nncf, paths: list[str]):
 
     def wrapper(*args, **kwargs):
         bound = signature.bind(*args, **kwargs)
-        scope = _with_float_ops(nncf, bound.arguments["model"], bound.arguments.get("ignored_scope"), paths)
+        scope = _with_attention(nncf, bound.arguments["model"], bound.arguments.get("ignored_scope"), paths)
         return _call(quantize, bound, ignored_scope=scope)
 
     nncf.quantize = _mark(wrapper, quantize)
@@ -385,12 +385,11 @@ def _quantize_ignoring(nncf, paths: list[str]):
         nncf.quantize = quantize
 
 
-def _with_float_ops(nncf, ov_model, scope, paths: list[str]):
-    """``scope`` (an ``nncf.IgnoredScope`` or None) with the names of the attention's :data:`FLOAT_OPS` added."""
-    found = {p: _int8_float_ops(ov_model, p) for p in paths}
+def _with_attention(nncf, ov_model, scope, paths: list[str]):
+    """``scope`` (an ``nncf.IgnoredScope`` or None) with the names of the operations of the modules at ``paths``."""
+    found = {p: _operations_inside(ov_model, p) for p in paths}
     if not all(found.values()):
-        what = f"{'/'.join(FLOAT_OPS)} operation" if FLOAT_OPS else "operation"
-        _warn_once(f"the OpenVINO model names no {what} inside TripletAttention "
+        _warn_once(f"the OpenVINO model names no operation inside TripletAttention "
                    f"{', '.join(p for p, n in found.items() if not n)}: NNCF quantizes it with its defaults, which "
                    "run it slower")
         return scope
@@ -400,14 +399,13 @@ def _with_float_ops(nncf, ov_model, scope, paths: list[str]):
     return dataclasses.replace(scope, names=[*scope.names, *(n for n in names if n not in scope.names)])
 
 
-def _int8_float_ops(ov_model, path: str) -> list[str]:
-    """Names of the :data:`FLOAT_OPS` operations of ``ov_model`` traced inside the module at ``path``.
+def _operations_inside(ov_model, path: str) -> list[str]:
+    """Names of the operations (constants aside) of ``ov_model`` traced inside the module at ``path``.
 
     OpenVINO's PyTorch frontend names an operation after the module path it was traced in, ``__module.<path>/aten::...``
     (``__module.model.3/aten::add/Add_4``; a submodule's path continues with dots). A model wrapped for export (such as
     ultralytics' NMS wrapper) puts its own attribute in front: the path is matched as whole dotted parts.
     """
     inside = re.compile(rf"(^|\.){re.escape(path)}(\.|$)")
-    kept = (lambda t: t != "Constant") if FLOAT_OPS is None else FLOAT_OPS.__contains__
     return [op.get_friendly_name() for op in ov_model.get_ordered_ops()
-            if kept(op.get_type_name()) and inside.search(op.get_friendly_name().split("/", 1)[0])]
+            if op.get_type_name() != "Constant" and inside.search(op.get_friendly_name().split("/", 1)[0])]

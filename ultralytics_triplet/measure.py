@@ -69,7 +69,8 @@ def input_channels(model: nn.Module) -> int:
 
 
 def interleaved(fns: Mapping[str, Callable[[], Any]], rounds: int, min_round_ms: float = MIN_ROUND_MS,
-                warmup: int = 3, progress: str | None = None) -> dict[str, list[float]]:
+                warmup: int = 3, progress: str | None = None,
+                clock: Callable[[], float] = time.perf_counter) -> dict[str, list[float]]:
     """Per-call ms of each function over ``rounds`` rounds; a round runs each function in turn (A, B, A, B, ...).
 
     ``warmup`` untimed rounds come first. With ``min_round_ms``, one more untimed call of each says how many calls
@@ -82,6 +83,8 @@ def interleaved(fns: Mapping[str, Callable[[], Any]], rounds: int, min_round_ms:
         min_round_ms (float): Least time of each function's share of a round; 0 for one call each.
         warmup (int): Untimed rounds first.
         progress (str | None): Description of a progress bar over the rounds (ultralytics' TQDM), or None.
+        clock (Callable[[], float]): Seconds now: wall time (default), or ``time.process_time``, this process's CPU
+            time, which other jobs on a shared machine do not add to.
 
     Returns:
         (dict[str, list[float]]): Label -> per-call milliseconds of each round.
@@ -94,16 +97,16 @@ def interleaved(fns: Mapping[str, Callable[[], Any]], rounds: int, min_round_ms:
     n = 1
     if min_round_ms > 0:
         for f in fns.values():
-            t0 = time.perf_counter()
+            t0 = clock()
             f()
-            n = max(n, math.ceil(min_round_ms / max((time.perf_counter() - t0) * 1e3, 1e-6)))
+            n = max(n, math.ceil(min_round_ms / max((clock() - t0) * 1e3, 1e-6)))
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in TQDM(range(rounds), desc=progress, disable=progress is None, total=rounds):
         for k, f in fns.items():
-            t0 = time.perf_counter()
+            t0 = clock()
             for _ in range(n):
                 f()
-            times[k].append((time.perf_counter() - t0) * 1e3 / n)
+            times[k].append((clock() - t0) * 1e3 / n)
     return times
 
 

@@ -51,8 +51,8 @@ def test_bench_deploy_int8_rows_time_the_quantized_models_beside_nncf_defaults(t
     # plain INT8's ms, the three placements over it; the official-style and any-size graphs are FP32 only
     assert re.search(r"^openvino int8\s+64\s+[\d.]+(?:\s+[+-][\d.]+% \([^)]*\)){3}\s+-\s+-\s*$", out, re.M), out
     assert "openvino int8 64: dense" in out and "vs dense, NNCF defaults" in out and "as fast as plain FP32" in out
-    fed = dict(re.findall(r"^  (triplet-dense|dense, NNCF defaults)\s+\d+: (.*)$", out, re.M))
-    assert "Add" not in fed["triplet-dense"] and "Add 32" in fed["dense, NNCF defaults"]  # 2 inputs, 2 adds, 8 rows
+    fed = dict(re.findall(r"^  (triplet-dense|dense, NNCF defaults)\s+(\d+):", out, re.M))
+    assert fed["triplet-dense"] == "0" and int(fed["dense, NNCF defaults"]) > 0  # the attention left in float
     again = run([sys.executable, str(BENCHMARKS / "bench_deploy.py"), "--model", "yolov5n", "--sizes", "64", "--rounds",
                  "2", "--runtimes", "openvino", "--int8", "--keep", str(tmp_path / "out"), "--reuse"], tmp_path,
                 timeout=600)

@@ -188,32 +188,36 @@ def fake_nncf(seen: list):
     return types.SimpleNamespace(__version__="0", IgnoredScope=FakeScope, quantize=quantize)
 
 
+ATTENTION = ["aten::amax/ReduceMax", "aten::_convolution/Convolution", "aten::add/Add_4", "aten::add/Add_7",
+             "aten::mul/Multiply_12"]  # the operations of the fake model's row 3, constants aside
+
+
 @pytest.mark.parametrize("prefix", ["__module.model", "__module.model.model"], ids=["model", "wrapped"])
-def test_int8_ignored_scope_holds_the_attention_additions_and_nothing_else(prefix):
+def test_int8_ignored_scope_holds_every_attention_operation_and_nothing_else(prefix):
     from ultralytics_triplet import integration
 
-    scope = integration._with_float_ops(fake_nncf([]), fake_ov_model(prefix), None, ["model.3"])
-    assert scope == FakeScope(names=[f"{prefix}.3/aten::add/Add_4", f"{prefix}.3/aten::add/Add_7"])
+    scope = integration._with_attention(fake_nncf([]), fake_ov_model(prefix), None, ["model.3"])
+    assert scope == FakeScope(names=[f"{prefix}.3/{op}" for op in ATTENTION])
 
 
 def test_int8_ignored_scope_keeps_ultralytics_own_entries():
     from ultralytics_triplet import integration
 
-    add_4, add_7 = "__module.model.3/aten::add/Add_4", "__module.model.3/aten::add/Add_7"
-    given = FakeScope(names=[add_4, "head/Sigmoid"], patterns=[".*dfl.*"], types=["Sigmoid"], validate=False)
-    scope = integration._with_float_ops(fake_nncf([]), fake_ov_model(), given, ["model.3"])
-    assert scope == FakeScope(names=[add_4, "head/Sigmoid", add_7], patterns=[".*dfl.*"], types=["Sigmoid"],
-                              validate=False)
-    assert given.names == [add_4, "head/Sigmoid"]  # not changed in place
+    ours = [f"__module.model.3/{op}" for op in ATTENTION]
+    given = FakeScope(names=[ours[2], "head/Sigmoid"], patterns=[".*dfl.*"], types=["Sigmoid"], validate=False)
+    scope = integration._with_attention(fake_nncf([]), fake_ov_model(), given, ["model.3"])
+    assert scope == FakeScope(names=[ours[2], "head/Sigmoid", *ours[:2], *ours[3:]], patterns=[".*dfl.*"],
+                              types=["Sigmoid"], validate=False)
+    assert given.names == [ours[2], "head/Sigmoid"]  # not changed in place
 
 
-def test_int8_ignored_scope_left_as_it_is_with_one_warning_when_no_attention_operation_is_named(monkeypatch,
-                                                                                                   warnings_logged):
+def test_int8_ignored_scope_left_as_it_is_with_one_warning_when_an_attention_has_no_operation(monkeypatch,
+                                                                                                  warnings_logged):
     from ultralytics_triplet import integration
 
     monkeypatch.setattr(integration, "_warned", set())
     given = FakeScope(names=["head/Sigmoid"])
-    assert integration._with_float_ops(fake_nncf([]), fake_ov_model(), given, ["model.3", "model.7"]) is given
+    assert integration._with_attention(fake_nncf([]), fake_ov_model(), given, ["model.3", "model.7"]) is given
     assert len(warnings_logged) == 1 and "TripletAttention model.7" in warnings_logged[0]
 
 
@@ -240,10 +244,10 @@ def exporter_call(monkeypatch, args, seen: list):
     assert nncf.quantize is quantize  # put back after the export
 
 
-def test_int8_openvino_export_hands_nncf_the_attention_additions(monkeypatch):
+def test_int8_openvino_export_hands_nncf_the_attention_as_an_ignored_scope(monkeypatch):
     seen = []
     exporter_call(monkeypatch, types.SimpleNamespace(quantize=8), seen)
-    assert seen == [FakeScope(names=["__module.model.3/aten::add/Add_4", "__module.model.3/aten::add/Add_7"])]
+    assert seen == [FakeScope(names=[f"__module.model.3/{op}" for op in ATTENTION])]
     exporter_call(monkeypatch, types.SimpleNamespace(int8=True), seen)  # ultralytics 8.3 says int8=True
     assert seen[1] == seen[0]
 
