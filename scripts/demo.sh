@@ -4,8 +4,8 @@
 # TripletAttention and with ultralytics' CBAM at the same place, against the plain model and the next scale up
 # (yolov5s, `scale-up`), 2 seeds, with the latency timed in ONNX Runtime on each row's exported model (in PyTorch where
 # onnxruntime is missing: EXTRAS= without it); then it draws the gates of the trained yolov5n-triplet run.
-# The budget lets the models learn while the whole script, setup included, stays near ten minutes on two CPU cores:
-# synthetic shapes (384 train and 64 val images of 96 px, up to 3 shapes each), 10 epochs at 96 px, batch 16.
+# The budget lets the models learn while the whole script, setup included, fits in ten minutes on two otherwise idle
+# CPU cores: synthetic shapes (384 train and 64 val images of 96 px, up to 3 shapes each), 10 epochs at 96 px, batch 16.
 # ultralytics steps the optimizer once per 64 images (its nominal batch) and warms up for 3 epochs, so the number of
 # images seen sets how far a run gets; a smaller budget leaves every row barely trained, and the study would then
 # compare models that have not learned the task.
