@@ -61,7 +61,8 @@ SUITE = ["{wheel}[test]"]  # the suite's environment, which compat and heavy add
 COMPAT_ULTRALYTICS = [f"ultralytics=={OLDEST_ULTRALYTICS}"]  # --no-deps, to a folder put first on PYTHONPATH
 COMPAT = ["tqdm", "pandas", "seaborn", "py-cpuinfo", "scipy"]  # what that release needs and the newest does not
 HEAVY = ["{wheel}[test-heavy]"]
-UNIT = ["{wheel}", "pytest>=7", "onnx", "onnxruntime"]  # onnx: the unit tests that read exported graphs run too
+# onnx: the unit tests that read exported graphs run too; scipy: the reference the study's power is checked against
+UNIT = ["{wheel}", "pytest>=7", "onnx", "onnxruntime", "scipy"]
 NEWEST_TORCH = os.environ.get("NEWEST_TORCH", "1") == "1"  # unit-NEWEST_PY sets pip's constraints aside
 TEST_ENV = {"ULTRALYTICS_TRIPLET_TEST_WHEEL": "1", "OMP_NUM_THREADS": "2"}  # what every session's tests see
 
