@@ -154,11 +154,11 @@ def _rotated_gates(m, over_h: tuple, over_w: tuple, b: int, c: int, h: int, w: i
 def export_onnx(m, x: torch.Tensor) -> torch.Tensor:
     """ultralytics' static-shape ONNX export, in few nodes and the operations ONNX Runtime runs fastest.
 
-    - the statistics from one channels-last copy of ``x`` seen as rows (B·H, W, C), reshaped so that ONNX Runtime's
-      transpose optimizer does not move the transpose after the reductions (it would reduce the channel axis of an
-      NCHW map, several times slower): over W and over C by reductions of its inner axes, the mean over H by a
-      reduction of its outer one, the max over H by a pooling whose kernel spans H (ONNX Runtime pools in its blocked
-      layout; a max over an outer axis it reduces slowly);
+    - the statistics over W and over C as reductions of the inner axes of one channels-last copy of ``x`` seen as rows
+      (B·H, W, C), reshaped so that ONNX Runtime's transpose optimizer does not move the transpose after the reductions
+      (it would reduce the channel axis of an NCHW map, several times slower); over H by pooling whose kernel spans H
+      (ONNX Runtime pools in its blocked layout; it reduces an outer axis slowly), each pooled map converted
+      channels-last in the same step;
     - the cw and hc gates' convolutions as one depthwise convolution of their four maps, which ONNX Runtime runs in its
       blocked layout, and one grouped 1×1 convolution with the sigmoid after it (:func:`_rotated_gates`);
     - the hw gate's convolution over a 5-D map: a 4-D one with one output channel would be made a blocked convolution
@@ -171,8 +171,7 @@ def export_onnx(m, x: torch.Tensor) -> torch.Tensor:
     s = 1 / (2 if m.no_spatial else 3)
     x_last = x.permute(0, 2, 3, 1)  # (B, H, W, C)
     rows = x_last.reshape(b * h, w, c)
-    mean_h = rows.mean(0) if b == 1 else x_last.reshape(b, h, w * c).mean(1).reshape(b * w, c)  # (B·W, C)
-    over_h = (F.max_pool2d(x, (h, 1)).permute(0, 2, 3, 1).reshape(b * w, c), mean_h)
+    over_h = tuple(pool(x, (h, 1)).permute(0, 2, 3, 1).reshape(b * w, c) for pool in (F.max_pool2d, F.avg_pool2d))
     g_cw, g_hc = _rotated_gates(m, over_h, (rows.amax(1), rows.mean(1)), b, c, h, w, s)
     scale = g_hc
     if not m.no_spatial:
