@@ -114,26 +114,70 @@ def export_openvino(m, x: torch.Tensor) -> torch.Tensor:
     return m.scale_by(x, _gates(m, _pool_over_side(x, 2, h), _pool_over_side(x, 3, w), pooled_c))
 
 
-def export_onnx(m, x: torch.Tensor) -> torch.Tensor:
-    """ultralytics' static-shape ONNX export, in the operations ONNX Runtime runs fastest.
+def _stacked(pieces: tuple[torch.Tensor, ...], b: int, *tail: int) -> torch.Tensor:
+    """``pieces``, each holding the B images one after another along its first axis, as one (B, len(pieces), *tail)
+    tensor: one concatenation and one reshape (and, for more than one image, one transpose)."""
+    t = torch.cat(pieces, 0)
+    return t.reshape(1, len(pieces), *tail) if b == 1 else t.reshape(len(pieces), b, *tail).transpose(0, 1)
 
-    - max and mean over H and over W by pooling whose kernel spans the side (ONNX Runtime pools in its blocked
-      layout; it reduces outside it);
-    - max and mean over C as reductions over the last axis of the channels-last map reshaped to (B·H·W, C) (ONNX
-      Runtime reduces the channel axis of an NCHW map several times slower; without the reshape its transpose
-      optimizer folds the transpose back into that form);
-    - the gates laid out channels-last with the 1/3 (1/2) applied, added by broadcasting and multiplied into the
-      channels-last map, which is permuted back at the end.
+
+def _padded(t: torch.Tensor, b: int, n: int, side: int) -> torch.Tensor:
+    """(B·n, C) rows, each image's n rows followed by side − n rows of zeros: (B·side, C)."""
+    if n == side:
+        return t
+    c = t.shape[-1]
+    return torch.cat((t.reshape(b, n, c), t.new_zeros(b, side - n, c)), 1).reshape(b * side, c)
+
+
+def _rotated_gates(m, over_h: tuple, over_w: tuple, b: int, c: int, h: int, w: int, s: float) -> tuple:
+    """The cw and hc gates times ``s`` from the max/mean pairs over H ((B·W, C) each) and over W ((B·H, C) each), in
+    four nodes: both gates' maps stacked (the shorter side padded with zeros, which is what the convolution's own
+    padding reads), one depthwise convolution of the four maps, one grouped 1×1 convolution that sums each gate's two
+    with its folded bias, the sigmoid after it. Returns the gates shaped to broadcast against the channels-last map:
+    cw (B, 1, W, C), hc (B, H, 1, C)."""
+    side = max(h, w)
+    pooled = _stacked((*(_padded(t, b, w, side) for t in over_h), *(_padded(t, b, h, side) for t in over_w)),
+                      b, side, c)  # (B, 4, side, C): the (W, C) maps of cw, then the (H, C) maps of hc
+    (w_cw, b_cw), (w_hc, b_hc) = folded(m.cw), folded(m.hc)
+    k = w_cw.shape[-1]
+    kernels = torch.cat((w_cw.transpose(2, 3), w_hc), 0).reshape(4, 1, k, k)  # cw's (C, W) kernel on its (W, C) map
+    per_map = F.conv2d(pooled, kernels, padding=k // 2, groups=4)
+    ones = torch.ones(2, 2, 1, 1, dtype=pooled.dtype, device=pooled.device)
+    g_cw, g_hc = (F.conv2d(per_map, ones, torch.cat((b_cw, b_hc)), groups=2).sigmoid() * s).split(1, 1)
+    if w < side:
+        g_cw = g_cw[:, :, :w]
+    if h < side:
+        g_hc = g_hc[:, :, :h]
+    return g_cw, g_hc.reshape(b, h, 1, c)
+
+
+def export_onnx(m, x: torch.Tensor) -> torch.Tensor:
+    """ultralytics' static-shape ONNX export, in few nodes and the operations ONNX Runtime runs fastest.
+
+    - the statistics over W and over C as reductions of the inner axes of one channels-last copy of ``x`` seen as rows
+      (B·H, W, C), reshaped so that ONNX Runtime's transpose optimizer does not move the transpose after the reductions
+      (it would reduce the channel axis of an NCHW map, several times slower); over H by pooling whose kernel spans H
+      (ONNX Runtime pools in its blocked layout; it reduces an outer axis slowly), each pooled map converted
+      channels-last in the same step;
+    - the cw and hc gates' convolutions as one depthwise convolution of their four maps, which ONNX Runtime runs in its
+      blocked layout, and one grouped 1×1 convolution with the sigmoid after it (:func:`_rotated_gates`);
+    - the hw gate's convolution over a 5-D map: a 4-D one with one output channel would be made a blocked convolution
+      with 16 output channels, twice as slow;
+    - each BatchNorm folded into the convolution before its sigmoid (Conv + sigmoid is one fused kernel), the gates
+      times 1/3 (1/2), added by broadcasting in the order ONNX Runtime adds fastest, multiplied into the channels-last
+      map, which is permuted back at the end.
     """
     b, c, h, w = _static_size(x)
-    x_last = x.permute(0, 2, 3, 1)  # (B, H, W, C)
-    rows = x_last.reshape(b * h * w, c)
-    pooled_c = torch.cat((rows.amax(1, keepdim=True), rows.mean(1, keepdim=True)), 1)  # (B·H·W, 2)
     s = 1 / (2 if m.no_spatial else 3)
-    g_cw = _gate(m.cw, _pool_over_side(x, 2, h).permute(0, 2, 3, 1), transposed=True) * s  # (B,1,W,C)
-    g_hc = _gate(m.hc, _pool_over_side(x, 3, w).permute(0, 3, 2, 1)) * s  # (B,1,H,C)
-    scale = g_cw + g_hc.reshape(b, h, 1, c)
+    x_last = x.permute(0, 2, 3, 1)  # (B, H, W, C)
+    rows = x_last.reshape(b * h, w, c)
+    over_h = tuple(pool(x, (h, 1)).permute(0, 2, 3, 1).reshape(b * w, c) for pool in (F.max_pool2d, F.avg_pool2d))
+    g_cw, g_hc = _rotated_gates(m, over_h, (rows.amax(1), rows.mean(1)), b, c, h, w, s)
+    scale = g_hc
     if not m.no_spatial:
-        g_hw = _gate(m.hw, pooled_c.reshape(b, h, w, 2).permute(0, 3, 1, 2)) * s  # (B,1,H,W)
-        scale = scale + g_hw.reshape(b, h, w, 1)
-    return (x_last * scale).permute(0, 3, 1, 2)
+        weight, bias = folded(m.hw)
+        k = weight.shape[-1]
+        pooled_c = _stacked((rows.amax(2), rows.mean(2)), b, 1, h, w)  # (B, 2, 1, H, W)
+        g_hw = F.conv3d(pooled_c, weight.unsqueeze(2), bias, padding=(0, k // 2, k // 2)).sigmoid() * s
+        scale = g_hw.reshape(b, h, w, 1) + scale
+    return (x_last * (scale + g_cw)).permute(0, 3, 1, 2)

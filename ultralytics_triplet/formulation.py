@@ -63,8 +63,9 @@ FORMULATIONS = (
                 "each gate's BatchNorm folded into its convolution, max and mean by reductions; valid at every "
                 "input size", EVAL_NO_GRAD),
     Formulation("export_onnx", "ultralytics' static-shape ONNX export",
-                "`export` with full-axis pooling for the H and W statistics, the channel statistics over the last "
-                "axis, a channels-last scaling; holds the traced size", EVAL_NO_GRAD),
+                "`export` with the statistics over W and C reduced from one channels-last copy, over H by full-axis "
+                "pooling, both rotated gates convolved as one depthwise convolution of their four maps, each sigmoid "
+                "right after its convolution, a channels-last scaling; holds the traced size", EVAL_NO_GRAD),
     Formulation("export_openvino", "ultralytics' static-shape OpenVINO export",
                 "`export` with full-axis pooling for the H and W statistics; holds the traced size", EVAL_NO_GRAD),
 )

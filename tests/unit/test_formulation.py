@@ -247,6 +247,31 @@ def test_a_static_export_formulation_is_traced_at_its_size_and_a_dynamic_one_at_
     assert "aten::max_pool2d" not in {n.kind() for n in dynamic.inlined_graph.nodes()}
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::DeprecationWarning")
+@pytest.mark.parametrize("no_spatial", [False, True])
+def test_the_static_onnx_graph_runs_in_onnxruntime_at_square_and_oblong_sizes_and_batches(chosen, no_spatial):
+    """``export_onnx`` stacks both rotated gates' maps into one convolution, padding the shorter side with zeros when
+    H ≠ W, and lays batches out image by image: exported at each size as ultralytics' static ONNX export records it, it
+    computes in ONNX Runtime what ``forward_plain`` does."""
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    m = twins(no_spatial, seed=4)[0].eval()
+    ref = copy.deepcopy(m)
+    shapes = [(1, 8, 12, 12), (2, 8, 12, 12), (1, 8, 7, 12), (2, 8, 12, 7), (1, 3, 1, 6)]
+    m.export_target = ("onnx", False)
+    for shape in shapes:
+        x, f = torch.randn(shape), io.BytesIO()
+        with torch.no_grad():
+            torch.onnx.export(m, (x,), f, dynamo=False, input_names=["x"])
+            want = ref.forward_plain(x)
+        session = ort.InferenceSession(f.getvalue(), providers=["CPUExecutionProvider"])
+        (got,) = session.run(None, {"x": x.numpy()})
+        torch.testing.assert_close(torch.from_numpy(got), want, rtol=1e-4, atol=1e-5,
+                                   msg=lambda e, s=shape: f"{s}: {e}")
+    del m.export_target
+    assert chosen == ["export_onnx"] * len(shapes)
+
+
 # ------------------------------------------------------------------------------- what tools see, context by context
 
 
