@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 
 VARIABLE = "ULTRALYTICS_TRIPLET_TEST_INTERRUPT"
 
@@ -89,37 +88,6 @@ POINTS = {
 }
 
 
-class _After:
-    """A meta-path finder that runs ``arm(module)`` right after ``name``'s body has run (found by the other finders),
-    then leaves ``sys.meta_path``."""
-
-    def __init__(self, name: str, arm):
-        self.name, self.arm = name, arm
-
-    def find_spec(self, fullname, path=None, target=None):
-        if fullname != self.name:
-            return None
-        sys.meta_path.remove(self)
-        for finder in sys.meta_path:
-            spec = finder.find_spec(fullname, path, target) if hasattr(finder, "find_spec") else None
-            if spec is not None:
-                break
-        else:
-            return None
-        loader, arm = spec.loader, self.arm
-        original = loader.exec_module
-
-        def exec_module(module):
-            try:
-                original(module)
-            finally:
-                vars(loader).pop("exec_module", None)
-            arm(module)
-
-        loader.exec_module = exec_module
-        return spec
-
-
 def _install() -> None:
     setting = os.environ.get(VARIABLE)
     if not setting:
@@ -128,11 +96,9 @@ def _install() -> None:
     if point not in POINTS or not count.isdigit() or int(count) < 1:
         raise SystemExit(f"{VARIABLE}={setting!r}: expected POINT@N, N >= 1, POINT one of {', '.join(POINTS)}")
     name, arm = POINTS[point]
-    armed = functools.partial(arm, point=point, n=int(count))
-    if name in sys.modules:
-        armed(sys.modules[name])
-    else:
-        sys.meta_path.insert(0, _After(name, armed))
+    from ultralytics_triplet._import_hook import after_import  # the package's own one-shot finder (imports sys)
+
+    after_import(name, functools.partial(arm, point=point, n=int(count)))
 
 
 _install()
