@@ -129,12 +129,15 @@ def _padded(t: torch.Tensor, b: int, n: int, side: int) -> torch.Tensor:
     return torch.cat((t.reshape(b, n, c), t.new_zeros(b, side - n, c)), 1).reshape(b * side, c)
 
 
-def _rotated_gates(m, over_h: tuple, over_w: tuple, b: int, c: int, h: int, w: int, s: float) -> tuple:
-    """The cw and hc gates times ``s`` from the max/mean pairs over H ((B·W, C) each) and over W ((B·H, C) each), in
-    four nodes: both gates' maps stacked (the shorter side padded with zeros, which is what the convolution's own
-    padding reads), one depthwise convolution of the four maps, one grouped 1×1 convolution that sums each gate's two
-    with its folded bias, the sigmoid after it. Returns the gates shaped to broadcast against the channels-last map:
-    cw (B, 1, W, C), hc (B, H, 1, C)."""
+def _rotated_gates(m, over_h: tuple[torch.Tensor, torch.Tensor], over_w: tuple[torch.Tensor, torch.Tensor], b: int,
+                   c: int, h: int, w: int, s: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The cw and hc gates times ``s`` from the max/mean pairs over H ((B·W, C) each) and over W ((B·H, C) each).
+
+    Both gates' maps are stacked (the shorter side padded with zeros, which is what the convolution's own padding
+    reads) and convolved by one depthwise convolution of the four maps; one grouped 1×1 convolution sums each gate's two
+    and adds its folded bias, and the sigmoid after it fuses into it. Returns the gates shaped to broadcast against the
+    channels-last map: cw (B, 1, W, C), hc (B, H, 1, C).
+    """
     side = max(h, w)
     pooled = _stacked((*(_padded(t, b, w, side) for t in over_h), *(_padded(t, b, h, side) for t in over_w)),
                       b, side, c)  # (B, 4, side, C): the (W, C) maps of cw, then the (H, C) maps of hc
