@@ -129,15 +129,17 @@ def _padded(t: torch.Tensor, b: int, n: int, side: int) -> torch.Tensor:
     return torch.cat((t.reshape(b, n, c), t.new_zeros(b, side - n, c)), 1).reshape(b * side, c)
 
 
-def _rotated_gates(m, over_h: tuple[torch.Tensor, torch.Tensor], over_w: tuple[torch.Tensor, torch.Tensor], b: int,
-                   c: int, h: int, w: int, s: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """The cw and hc gates times ``s`` from the max/mean pairs over H ((B·W, C) each) and over W ((B·H, C) each).
+def _rotated_gates(m, over_h: tuple[torch.Tensor, torch.Tensor], over_w: tuple[torch.Tensor, torch.Tensor],
+                   size: tuple[int, int, int, int], s: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The cw and hc gates times ``s`` from the max/mean pairs over H ((B·W, C) each) and over W ((B·H, C) each) of a
+    map of ``size`` (B, C, H, W).
 
     Both gates' maps are stacked (the shorter side padded with zeros, which is what the convolution's own padding
     reads) and convolved by one depthwise convolution of the four maps; one grouped 1×1 convolution sums each gate's two
     and adds its folded bias, and the sigmoid after it fuses into it. Returns the gates shaped to broadcast against the
     channels-last map: cw (B, 1, W, C), hc (B, H, 1, C).
     """
+    b, c, h, w = size
     side = max(h, w)
     pooled = _stacked((*(_padded(t, b, w, side) for t in over_h), *(_padded(t, b, h, side) for t in over_w)),
                       b, side, c)  # (B, 4, side, C): the (W, C) maps of cw, then the (H, C) maps of hc
@@ -175,7 +177,7 @@ def export_onnx(m, x: torch.Tensor) -> torch.Tensor:
     x_last = x.permute(0, 2, 3, 1)  # (B, H, W, C)
     rows = x_last.reshape(b * h, w, c)
     over_h = tuple(pool(x, (h, 1)).permute(0, 2, 3, 1).reshape(b * w, c) for pool in (F.max_pool2d, F.avg_pool2d))
-    g_cw, g_hc = _rotated_gates(m, over_h, (rows.amax(1), rows.mean(1)), b, c, h, w, s)
+    g_cw, g_hc = _rotated_gates(m, over_h, (rows.amax(1), rows.mean(1)), (b, c, h, w), s)
     scale = g_hc
     if not m.no_spatial:
         weight, bias = folded(m.hw)
