@@ -144,7 +144,7 @@ def _rotated_gates(m, over_h: tuple[torch.Tensor, torch.Tensor], over_w: tuple[t
     pooled = _stacked((*(_padded(t, b, w, side) for t in over_h), *(_padded(t, b, h, side) for t in over_w)),
                       b, side, c)  # (B, 4, side, C): the (W, C) maps of cw, then the (H, C) maps of hc
     (w_cw, b_cw), (w_hc, b_hc) = folded(m.cw), folded(m.hc)
-    k = w_cw.shape[-1]
+    k = m.kernel_size  # a plain int: older tracers record a weight's shape as a tensor, which padding refuses
     kernels = torch.cat((w_cw.transpose(2, 3), w_hc), 0).reshape(4, 1, k, k)  # cw's (C, W) kernel on its (W, C) map
     per_map = F.conv2d(pooled, kernels, padding=k // 2, groups=4)
     ones = torch.ones(2, 2, 1, 1, dtype=pooled.dtype, device=pooled.device)
@@ -181,7 +181,7 @@ def export_onnx(m, x: torch.Tensor) -> torch.Tensor:
     scale = g_hc
     if not m.no_spatial:
         weight, bias = folded(m.hw)
-        k = weight.shape[-1]
+        k = m.kernel_size
         pooled_c = _stacked((rows.amax(2), rows.mean(2)), b, 1, h, w)  # (B, 2, 1, H, W)
         g_hw = F.conv3d(pooled_c, weight.unsqueeze(2), bias, padding=(0, k // 2, k // 2)).sigmoid() * s
         scale = g_hw.reshape(b, h, w, 1) + scale
