@@ -227,16 +227,55 @@ def test_a_row_detectably_below_the_plain_model_is_less_accurate_at_a_tied_laten
     assert slow[1].worth.reason is Reason.SLOWER_AND_LESS_ACCURATE
 
 
-def test_ties_that_do_not_chain_still_leave_a_front():
+def test_the_plain_models_ties_hold_even_where_a_faster_row_puts_it_off_the_front():
     """The plain model ties with B, B with C, and C is detectably faster than the plain model: C beats the plain model,
-    and of B and C, a tie, the cheaper B is left."""
+    and B, tied with the cheaper plain model, is not worth it whatever becomes of the plain model: C is the choice."""
     values = {"yolov5n.yaml": [0.30, 0.33, 0.31], "yolov5n+TA@4.yaml": [0.31, 0.32, 0.31],
               "yolov5n+CBAM@4.yaml": [0.30, 0.33, 0.30]}
     rows = study(values, [1.0, 0.965, 0.93], ("yolov5n+CBAM@4.yaml", Role.VARIANT, "CBAM"), gflops=[0.5, 0.6, 0.7],
                  jitter=0.001)
-    assert [r.worth.standing for r in rows] == [Standing.NOT_WORTH_IT, Standing.CHOICE, Standing.NOT_WORTH_IT]
+    assert [r.worth.standing for r in rows] == [Standing.NOT_WORTH_IT, Standing.NOT_WORTH_IT, Standing.CHOICE]
     assert (rows[0].worth.reason, rows[0].worth.versus) == (Reason.NO_DETECTABLE_GAIN, "yolov5n+CBAM@4.yaml")
-    assert (rows[2].worth.reason, rows[2].worth.versus) == (Reason.TIE, "yolov5n+TA@4.yaml")
+    assert (rows[1].worth.reason, rows[1].worth.versus) == (Reason.TIE, "yolov5n.yaml")
+    assert_agree(rows)
+
+
+def test_rows_that_beat_each_other_in_a_circle_still_leave_a_front():
+    """Three rows detectably more accurate than the plain model and slower: A ties with B and is cheaper, B with C and
+    is cheaper, and C is detectably faster than A. Weighed among themselves, C beats A and B, cheaper, ties with C: B
+    stands beside the plain model, the faster and less accurate trade-off."""
+    plain = [0.30, 0.33, 0.28, 0.31, 0.35]
+    gains = {"yolov5n+TA@4.yaml": [0.050, 0.052, 0.048, 0.051, 0.049],
+             "yolov5n+CBAM@4.yaml": [0.049, 0.051, 0.050, 0.048, 0.052],
+             "yolov5n+SE@4.yaml": [0.051, 0.049, 0.050, 0.052, 0.048]}
+    values = {"yolov5n.yaml": plain, **{name: [v + g for v, g in zip(plain, gain)] for name, gain in gains.items()}}
+    rows = study(values, [1.0, 1.30, 1.265, 1.23], ("yolov5n+CBAM@4.yaml", Role.VARIANT, "CBAM"),
+                 ("yolov5n+SE@4.yaml", Role.VARIANT, "SE"), gflops=[0.5, 0.6, 0.7, 0.8], jitter=0.001)
+    assert [r.verdict.finding for r in rows[1:]] == [Finding.HIGHER] * 3
+    assert [r.worth.standing for r in rows] == [Standing.ON_FRONT, Standing.NOT_WORTH_IT, Standing.ON_FRONT,
+                                                Standing.NOT_WORTH_IT]
+    assert (rows[1].worth.reason, rows[1].worth.versus) == (Reason.NO_DETECTABLE_GAIN, "yolov5n+SE@4.yaml")
+    assert (rows[3].worth.reason, rows[3].worth.versus) == (Reason.TIE, "yolov5n+CBAM@4.yaml")
+    assert_agree(rows)
+
+
+def test_a_row_that_the_cheaper_plain_model_ties_does_not_put_a_detectable_gain_off_the_front():
+    """The demo's table (2 seeds): the larger model is detectably more accurate than the plain one and three times as
+    slow, a trade-off; the placements tie with the plain model, which is cheaper. Between a placement and the larger
+    model, 2 seeds tell no accuracy apart, and the placement is faster: a row the plain model puts off the front must
+    not put the larger model off it too."""
+    plain = [0.4333, 0.4727]
+    values = {"yolov5n.yaml": plain,
+              "yolov5n+TA@4.yaml": [v + d for v, d in zip(plain, [-0.0565, -0.0007])],
+              "yolov5s.yaml": [v + d for v, d in zip(plain, [0.2018, 0.2022])],
+              "yolov5n+CBAM@4.yaml": [v + d for v, d in zip(plain, [-0.0345, -0.0306])]}
+    rows = study(values, [1.0, 1.06, 3.08, 0.98], ("yolov5s.yaml", Role.REFERENCE, None),
+                 ("yolov5n+CBAM@4.yaml", Role.VARIANT, "CBAM"), gflops=[4.1, 4.2, 16.0, 4.15], jitter=0.1)
+    assert [r.verdict.finding for r in rows[1:]] == [Finding.NO_DIFFERENCE, Finding.HIGHER, Finding.NO_DIFFERENCE]
+    assert [r.worth.standing for r in rows] == [Standing.ON_FRONT, Standing.NOT_WORTH_IT, Standing.ON_FRONT,
+                                                Standing.NOT_WORTH_IT]
+    for placement in (rows[1], rows[3]):
+        assert (placement.worth.reason, placement.worth.versus) == (Reason.TIE, "yolov5n.yaml")
     assert_agree(rows)
 
 

@@ -98,7 +98,7 @@ def test_several_comparisons_are_written_as_holm_verdicts_with_the_front_in_the_
         line = next(line for line in text.splitlines() if line.startswith(r.config + " "))
         assert verdict_words(r.verdict) in line and line.endswith(worth_words(r.worth))
     assert "Holm-adjusted p-values (p (Holm)) of the paired t-tests on ΔmAP50-95 over the 3 comparisons" in text
-    assert "the intervals are not adjusted" in text and "A tie on both counts goes to the cheaper row" in text
+    assert "the intervals are not adjusted" in text and "a tie on both counts goes to the cheaper row" in text
     assert "References (yolov5s.yaml) are plain models trained alike" in text
     assert "ONNX ms: how it was timed" in text
     assert "10.0 (+100%)" in text  # 10 ms against the plain model's 5

@@ -10,20 +10,21 @@ detectable it is, and whether it is worth it, weighed on the same paired evidenc
   ``stats.POWER`` (80%), and about how many seeds a difference of size ``detect`` (``--detect``, 0.01) needs. The
   test is held to the level a lone real difference must pass: 5%, divided by the number of comparisons where Holm's
   method reads several (its first step), else 5%.
-- **Worth it.** Weighed on the same paired evidence, in two steps, so that a row is worth its cost only where its gain
-  is detectable:
+- **Worth it.** Weighed on the same paired evidence, so that a row is worth its cost only where its gain is
+  detectable. One row *beats* another where it is detectably better on one count (accuracy, latency) and not
+  detectably worse on the other, or where the two tie on both counts (differences within the noise are ties) and it
+  is cheaper: a tie goes to the cheaper row. Cheaper is fewer GFLOPs, then fewer parameters, then the row listed first
+  (the plain model is listed first, and is the cheapest of its own placements): counts, not timings, so the tie-break
+  is not noise.
 
-  1. A row is not worth it where another is detectably better on one count (accuracy, latency) and not detectably
-     worse on the other.
-  2. Of the rows left, one that ties on both counts with a cheaper one left is not worth it: differences within the
-     noise are ties, and a tie goes to the cheaper row. Cheaper is fewer GFLOPs, then fewer parameters, then the row
-     listed first (the plain model is listed first, and is the cheapest of its own placements): counts, not timings,
-     so the tie-break is not noise.
+  1. A row the plain model beats is not worth it: that is its verdict, whatever becomes of the plain model.
+  2. Otherwise a row is not worth it only where a row on the front beats it: a row the front does not want cannot put
+     another off it. The front is settled outward from the rows nothing beats: a row whose every beater is off the
+     front stands on it.
 
   The rows left are the front. One is the choice; several are each detectably better than each other on one count,
-  a trade-off for a latency budget to settle. A row not worth it is weighed against a row that is detectably better
-  on one count and not worse on the other, or that ties with it on both and is cheaper: one on the front where one
-  is (the row a user would take instead), the cheapest of them.
+  a trade-off for a latency budget to settle. A row not worth it is weighed against a row that beats it: one on the
+  front where one does (the row a user would take instead), the cheapest of them.
 
   - *Accuracy* is compared paired by seed, as the verdict: against the plain model by the verdict itself (the same
     Holm-adjusted test), so the two columns never contradict; between two other rows by the 95% paired t-interval of
@@ -35,8 +36,10 @@ detectable it is, and whether it is worth it, weighed on the same paired evidenc
     two becomes significant, and a percent or two is what two copies of one model differ by
     (``readings.LATENCY_TIE``). With fewer than 2 rounds the ratio is compared as a point.
 
-  "Detectably better" is not transitive across pairs of intervals, so in principle it can run in a circle; the rows
-  of such a circle that nothing outside it beats stay in step 1, so the front is never empty.
+  "Detectably better" is not transitive across pairs of intervals, so rows can beat each other in a circle; the rows
+  of such a circle are weighed among themselves alone: first the rows no other row of it is better than (where
+  "better" itself runs in a circle, all of that circle), then of those the ones no cheaper one ties with. So the
+  front is never empty.
 """
 
 from __future__ import annotations
@@ -182,30 +185,58 @@ def _pairs(rows: Sequence[Summary], plain: Summary) -> dict[tuple[int, int], _Pa
     return pairs
 
 
-def _reached(better: list[list[int]]) -> list[set[int]]:
-    """For each row, the rows it is better than (``better[k]``: the rows row k is better than), the rows those are
-    better than, and so on."""
-    reached = []
-    for start in range(len(better)):
-        seen, todo = set(), [start]
-        while todo:
-            for j in better[todo.pop()]:
-                if j not in seen:
-                    seen.add(j)
-                    todo.append(j)
-        reached.append(seen)
-    return reached
-
-
 _REASONS = {(0, 1): Reason.NO_DETECTABLE_GAIN, (-1, 0): Reason.LESS_ACCURATE, (-1, 1): Reason.SLOWER_AND_LESS_ACCURATE,
             (0, 0): Reason.TIE}  # (accuracy, latency) of a row against one that makes it not worth it -> why
 
 
+def _two_steps(rows: Sequence[int], pairs: dict[tuple[int, int], _Pair], cheap: Sequence[tuple]) -> list[int]:
+    """The front of ``rows`` (positions) weighed among themselves alone, in two steps: the rows that no other beats
+    (where "better" runs in a circle, the circle's rows that nothing outside it beats), then, of those, the rows no
+    cheaper one of them ties with. Never empty."""
+    better = {k: {j for j in rows if j != k and pairs[k, j].better} for k in rows}
+    reached = {}
+    for start in rows:  # the rows ``start`` is better than, the rows those are better than, and so on
+        seen, todo = set(), [start]
+        while todo:
+            for j in better[todo.pop()] - seen:
+                seen.add(j)
+                todo.append(j)
+        reached[start] = seen
+    left = [j for j in rows if all(i in reached[j] for i in rows if j in better[i])]
+    return [j for j in left if not any(i != j and pairs[i, j].tie and cheap[i] < cheap[j] for i in left)]
+
+
+def _settled(n: int, pairs: dict[tuple[int, int], _Pair], cheap: Sequence[tuple], plain: int | None) -> list[bool]:
+    """Which of ``n`` rows stand on the front. A row is off it where the plain model (position ``plain``; None where it
+    was not measured) beats it (better on one count, not worse on the other) or ties with it on both and is cheaper:
+    those are the verdicts, which hold whether or not the plain model stays on the front. Otherwise a row is off the
+    front only where a row on it beats it or ties with it more cheaply. Settled outward from the rows nothing beats: a
+    row whose every beater is off the front stands on it, a row that one on it beats is off it. Rows left unsettled
+    beat each other in a circle (paired intervals are not transitive); they are weighed among themselves alone
+    (:func:`_two_steps`), and the settling goes on."""
+    beats = [[i for i in range(n) if i != j and (pairs[i, j].better or (pairs[i, j].tie and cheap[i] < cheap[j]))]
+             for j in range(n)]
+    on = {j: False for j in range(n) if plain in beats[j]}
+    while len(on) < n:
+        changed = True
+        while changed:
+            changed = False
+            for j in range(n):
+                if j not in on and (any(on.get(i) for i in beats[j]) or all(on.get(i) is False for i in beats[j])):
+                    on[j] = not any(on.get(i) for i in beats[j])
+                    changed = True
+        circle = [j for j in range(n) if j not in on]
+        if circle:
+            kept = set(_two_steps(circle, pairs, cheap))
+            on.update({j: j in kept for j in circle})
+    return [on[j] for j in range(n)]
+
+
 def front(rows: Sequence[Summary]) -> list[Summary]:
     """The judged rows with their :class:`Worth`: the choice (the only row on the front), on the front, or not worth
-    it, weighed against a row that is detectably better on one count and not worse on the other, or that ties with it
-    on both and is cheaper (one on the front where one is, the cheapest of them); unmeasured where the latency was not
-    measured.
+    it (:func:`_settled`), weighed against a row that is detectably better on one count and not worse on the other, or
+    that ties with it on both and is cheaper (one on the front where one is, the cheapest of them); unmeasured where
+    the latency was not measured.
 
     Raises:
         ValueError: If the rows are not judged yet (:func:`judge`): the front reads their verdicts.
@@ -215,13 +246,7 @@ def front(rows: Sequence[Summary]) -> list[Summary]:
     measured = [r for r in rows if _measured(r)]
     n, pairs = len(measured), _pairs(measured, rows[0])
     cheap = [(r.cost.gflops, r.cost.parameters, k) for k, r in enumerate(measured)]
-    better = [[j for j in range(n) if j != k and pairs[k, j].better] for k in range(n)]
-    reached = _reached(better)
-    beaten_by = [[i for i in range(n) if j in better[i]] for j in range(n)]
-    left = [all(i in reached[j] for i in beaten_by[j]) for j in range(n)]  # a circle of "better" stays whole
-    tied_by = [[i for i in range(n) if i != j and left[i] and left[j] and pairs[i, j].tie and cheap[i] < cheap[j]]
-               for j in range(n)]
-    on_front = [left[j] and not tied_by[j] for j in range(n)]
+    on_front = _settled(n, pairs, cheap, 0 if measured and measured[0] is rows[0] else None)
     worth = {}
     for j, r in enumerate(measured):
         if on_front[j]:

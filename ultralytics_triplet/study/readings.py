@@ -77,14 +77,14 @@ class Standing(enum.Enum):
 
     CHOICE = "choice"  # the only row on the front
     ON_FRONT = "on_front"  # on the front with others: each is detectably better than the rest on one count
-    NOT_WORTH_IT = "not_worth_it"  # ``Worth.versus`` is at least as good on both counts
+    NOT_WORTH_IT = "not_worth_it"  # ``Worth.versus`` beats it: the plain model, or a row on the front
     UNMEASURED = "unmeasured"  # its latency was not measured: nothing to weigh
 
 
 class Reason(enum.Enum):
     """Why a row stands where it does, against ``Worth.versus`` (the values are the CSV's ``reason``)."""
 
-    UNBEATEN = "unbeaten"  # no row is at least as good on both counts
+    UNBEATEN = "unbeaten"  # neither the plain model nor a row on the front beats it
     NO_DETECTABLE_GAIN = "no_detectable_gain"  # detectably slower than ``versus``, and not detectably more accurate
     LESS_ACCURATE = "less_accurate"  # detectably less accurate than ``versus``, at a latency within the noise
     SLOWER_AND_LESS_ACCURATE = "slower_and_less_accurate"  # detectably both
@@ -99,8 +99,8 @@ class Worth:
     Attributes:
         standing (Standing): The choice, on the front, not worth it, or unmeasured.
         reason (Reason): Why.
-        versus (str | None): The row that is at least as good on both counts (the config), where it is not worth it;
-            else None.
+        versus (str | None): The row that beats it (the config: at least as good on both counts and detectably better
+            on one, or tied on both and cheaper), where it is not worth it; else None.
         ratio (float | None): Its latency over that row's (the geometric mean over the interleaved rounds of the
             ratio in each round); None without one.
     """

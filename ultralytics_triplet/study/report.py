@@ -131,8 +131,8 @@ class Summary:
         verdict (Verdict | None): What the paired comparison with the plain model finds (``BASELINE`` for the plain
             model); None until judged.
         cost (Cost | None): Parameters, GFLOPs and latency, once measured.
-        worth (Worth | None): The choice, on the front, or not worth it where row ``versus`` is at least as good on
-            both counts; None until the costs are weighed.
+        worth (Worth | None): The choice, on the front, or not worth it where row ``versus`` beats it; None until the
+            costs are weighed.
     """
 
     config: str
@@ -316,11 +316,13 @@ def format_table(rows: Sequence[Summary], plan: Plan, records: Sequence[RunRecor
         f"{budget}{_data_order_note(records)}\n{table(body)}\n"
         f"mean ± std over seeds. Δ: row − {rows[0].config} at the same seed, mean and 95% t-interval of the paired "
         f"differences. {what}{reading}{_detectability_note(rows)}\n"
-        f"worth it: weighed on the verdict's evidence. A row is not worth it where another is at least as good on both "
-        f"counts: not detectably less accurate ({label1}; against {rows[0].config} as the verdict reads it, between "
+        f"worth it: weighed on the verdict's evidence. A row beats another where it is at least as good on both "
+        f"counts, not detectably less accurate ({label1}; against {rows[0].config} as the verdict reads it, between "
         f"other rows by the 95% interval of their paired difference) and not detectably slower (the 95% interval of "
-        f"their latency ratio in the same rounds; under {LATENCY_TIE:.0%} a tie). A tie on both counts goes to the "
-        f"cheaper row (GFLOPs, then parameters). The rows left are the front: 'the choice' where one is left.\n"
+        f"their latency ratio in the same rounds; under {LATENCY_TIE:.0%} a tie), and detectably better on one; a tie "
+        f"on both counts goes to the cheaper row (GFLOPs, then parameters). A row is not worth it where "
+        f"{rows[0].config} beats it, or a row on the front does; the rows left are the front: 'the choice' where one "
+        f"is left.\n"
         f"{lat}: {latency_note}\n"
         f"train time: ultralytics' epoch-loop time, mean per run (the run's wall time where ultralytics writes no time "
         f"column)."
