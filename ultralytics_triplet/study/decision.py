@@ -212,23 +212,25 @@ def _settled(n: int, pairs: dict[tuple[int, int], _Pair], cheap: Sequence[tuple]
     those are the verdicts, which hold whether or not the plain model stays on the front. Otherwise a row is off the
     front only where a row on it beats it or ties with it more cheaply. Settled outward from the rows nothing beats: a
     row whose every beater is off the front stands on it, a row that one on it beats is off it. Rows left unsettled
-    beat each other in a circle (paired intervals are not transitive); they are weighed among themselves alone
-    (:func:`_two_steps`), and the settling goes on."""
+    are a circle of rows that beat each other (paired intervals are not transitive) and the rows only they beat; they
+    are weighed among themselves alone (:func:`_two_steps`)."""
     beats = [[i for i in range(n) if i != j and (pairs[i, j].better or (pairs[i, j].tie and cheap[i] < cheap[j]))]
              for j in range(n)]
     on = {j: False for j in range(n) if plain in beats[j]}
-    while len(on) < n:
-        changed = True
-        while changed:
-            changed = False
-            for j in range(n):
-                if j not in on and (any(on.get(i) for i in beats[j]) or all(on.get(i) is False for i in beats[j])):
-                    on[j] = not any(on.get(i) for i in beats[j])
-                    changed = True
-        circle = [j for j in range(n) if j not in on]
-        if circle:
-            kept = set(_two_steps(circle, pairs, cheap))
-            on.update({j: j in kept for j in circle})
+    changed = True
+    while changed:
+        changed = False
+        for j in (j for j in range(n) if j not in on):
+            if any(on.get(i) for i in beats[j]):
+                on[j] = False  # a row on the front beats it
+            elif all(on.get(i) is False for i in beats[j]):
+                on[j] = True  # every row that beats it is off the front
+            else:
+                continue
+            changed = True
+    unsettled = [j for j in range(n) if j not in on]
+    kept = set(_two_steps(unsettled, pairs, cheap)) if unsettled else set()
+    on.update({j: j in kept for j in unsettled})
     return [on[j] for j in range(n)]
 
 
