@@ -5,7 +5,7 @@
 # (yolov5s, `scale-up`), 2 seeds, with the latency timed in ONNX Runtime on each row's exported model (in PyTorch where
 # onnxruntime is missing: EXTRAS= without it); then it draws the gates of the trained yolov5n-triplet run.
 # The budget lets the models learn while the whole script, setup included, fits in ten minutes on two otherwise idle
-# CPU cores: synthetic shapes (384 train and 64 val images of 96 px, up to 3 shapes each), 10 epochs at 96 px, batch 16.
+# CPU cores: synthetic shapes (384 train and 64 val images of 96 px, up to 3 shapes each), 9 epochs at 96 px, batch 16.
 # ultralytics steps the optimizer once per 64 images (its nominal batch) and warms up for 3 epochs, so the number of
 # images seen sets how far a run gets; a smaller budget leaves every row barely trained, and the study would then
 # compare models that have not learned the task.
@@ -28,7 +28,7 @@ if "$VENV/bin/python" -c 'import onnxruntime, onnx, onnxslim' 2>/dev/null; then 
 export OMP_NUM_THREADS=2
 "$VENV/bin/ultralytics-triplet" study --data "$SHAPES/data.yaml" --model yolov5n.yaml \
     --placements triplet --modules TripletAttention CBAM --references scale-up --latency "$LATENCY" \
-    --seeds 2 --epochs 10 --imgsz 96 --batch 16 --device cpu --workers 0 --out "$OUT/study" "${@:2}"
+    --seeds 2 --epochs 9 --imgsz 96 --batch 16 --device cpu --workers 0 --out "$OUT/study" "${@:2}"
 IMAGE=$(ls "$SHAPES/images/val" | head -n 1)
 "$VENV/bin/ultralytics-triplet" visualize "$OUT/study/runs/yolov5n-triplet-seed0/weights/best.pt" \
     "$SHAPES/images/val/$IMAGE" --imgsz 96 -o "$OUT/gates.png" --force
