@@ -2,7 +2,7 @@
 
 An installed copy's start-up hook (.pth) may have imported itself before the benchmark runs; then the benchmark starts
 again with the checkout first on PYTHONPATH, so the hook imports the checkout instead. Call :func:`use_checkout`
-before importing the package (and after setting thread variables, which the new process inherits).
+before importing torch or the package.
 """
 
 from __future__ import annotations
@@ -14,8 +14,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def use_checkout(script: str) -> None:
-    """Re-run ``script`` with the checkout first on PYTHONPATH if the package was imported from elsewhere."""
+def use_checkout(script: str, threads: int | None = None) -> None:
+    """Re-run ``script`` with the checkout first on PYTHONPATH if the package was imported from elsewhere.
+
+    ``threads`` sets OMP_NUM_THREADS and MKL_NUM_THREADS first, which torch reads when it is imported (and ultralytics
+    sets to 1 when they are unset) and a re-run inherits.
+    """
+    if threads is not None:
+        os.environ.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     loaded = sys.modules.get("ultralytics_triplet")
     if loaded is not None and ROOT not in Path(loaded.__file__).resolve().parents:
         if os.environ.get("_TRIPLET_BENCH_REEXEC"):

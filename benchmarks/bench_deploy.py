@@ -104,13 +104,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 ARGS = parse_args() if __name__ == "__main__" else None
-if ARGS is not None:  # before torch (and ultralytics, which sets OMP_NUM_THREADS=1 when unset) is imported
-    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[_var] = str(ARGS.threads)
+if ARGS is not None:  # before torch is imported
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from _checkout import use_checkout
 
-    use_checkout(__file__)  # benchmark this checkout's package
+    use_checkout(__file__, ARGS.threads)  # benchmark this checkout's package, on these threads
     # the package's timing core, shared with the study (and MIN_ROUND_MS, each variant's least time per round)
     from ultralytics_triplet.measure import interleaved, ort_session, ov_compiled
 

@@ -103,13 +103,10 @@ def parse_args() -> argparse.Namespace:
 
 
 ARGS = parse_args()
-# Before torch (and ultralytics, which sets OMP_NUM_THREADS=1 when it is unset) is imported.
-for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = str(ARGS.threads)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _checkout import ROOT, use_checkout  # noqa: E402
 
-use_checkout(__file__)  # benchmark this checkout's package
+use_checkout(__file__, ARGS.threads)  # benchmark this checkout's package, on these threads
 
 import torch  # noqa: E402
 from _common import MAPS, OfficialTriplet, flat, geomean, saved_bytes  # noqa: E402

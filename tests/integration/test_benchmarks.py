@@ -20,11 +20,15 @@ pytestmark = [
 ]
 
 
+def deploy(tmp_path: Path, *args: str, timeout: int = 900):
+    """``bench_deploy.py`` on yolov5n at 64 px with ``args``, keeping its exports in ``tmp_path/out``."""
+    return run([sys.executable, str(BENCHMARKS / "bench_deploy.py"), "--model", "yolov5n", "--sizes", "64", *args,
+                "--keep", str(tmp_path / "out")], tmp_path, timeout=timeout)
+
+
 @pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime is not installed")
 def test_bench_deploy_prints_each_variants_overhead_node_counts_and_the_profile(tmp_path):
-    p = run([sys.executable, str(BENCHMARKS / "bench_deploy.py"), "--model", "yolov5n", "--sizes", "64", "--rounds",
-             "3", "--runtimes", "onnxruntime", "--profile", "--profile-runs", "2", "--keep", str(tmp_path / "out")],
-            tmp_path, timeout=900)
+    p = deploy(tmp_path, "--rounds", "3", "--runtimes", "onnxruntime", "--profile", "--profile-runs", "2")
     assert p.returncode == 0, p.stderr[-3000:]
     out = p.stdout
     assert "Machine: " in out and "Command: " in out
@@ -43,9 +47,7 @@ def test_bench_deploy_prints_each_variants_overhead_node_counts_and_the_profile(
 @pytest.mark.skipif(any(importlib.util.find_spec(m) is None for m in ("openvino", "nncf")),
                     reason="openvino or nncf is not installed")
 def test_bench_deploy_int8_rows_time_the_quantized_models_beside_nncf_defaults(tmp_path):
-    p = run([sys.executable, str(BENCHMARKS / "bench_deploy.py"), "--model", "yolov5n", "--sizes", "64", "--rounds",
-             "2", "--runtimes", "openvino", "--int8", "--int8-images", "4", "--keep", str(tmp_path / "out")],
-            tmp_path, timeout=1200)
+    p = deploy(tmp_path, "--rounds", "2", "--runtimes", "openvino", "--int8", "--int8-images", "4", timeout=1200)
     assert p.returncode == 0, p.stderr[-3000:]
     out = p.stdout
     # plain INT8's ms, the three placements over it; the official-style and any-size graphs are FP32 only
@@ -53,9 +55,7 @@ def test_bench_deploy_int8_rows_time_the_quantized_models_beside_nncf_defaults(t
     assert "openvino int8 64: dense" in out and "vs dense, NNCF defaults" in out and "as fast as plain FP32" in out
     fed = dict(re.findall(r"^  (triplet-dense|dense, NNCF defaults)\s+(\d+):", out, re.M))
     assert fed["triplet-dense"] == "0" and int(fed["dense, NNCF defaults"]) > 0  # the attention left in float
-    again = run([sys.executable, str(BENCHMARKS / "bench_deploy.py"), "--model", "yolov5n", "--sizes", "64", "--rounds",
-                 "2", "--runtimes", "openvino", "--int8", "--keep", str(tmp_path / "out"), "--reuse"], tmp_path,
-                timeout=600)
+    again = deploy(tmp_path, "--rounds", "2", "--runtimes", "openvino", "--int8", "--reuse", timeout=600)
     assert again.returncode == 0 and "reusing the exports" in again.stdout and "exported" not in again.stdout
 
 
