@@ -343,9 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "difference to the plain model with a 95% t-interval, a verdict (Holm-adjusted over the rows "
                        "when there are several; where it finds no difference, how far from detectable), parameters, "
                        "GFLOPs, latency in the runtime the model ships in, and whether the row is worth it: not where "
-                       "another row is detectably better on one count and not worse on the other, or ties with it on "
-                       "both and is cheaper. Writes study.txt, study.csv and "
-                       "study.png (the paired differences, and accuracy against latency) in --out. One progress bar "
+                       "the plain model or a row on the front is detectably better on one count and not worse on the "
+                       "other, or ties with it on both and is cheaper. Writes study.txt, study.csv and study.png (the "
+                       "paired differences, and accuracy against latency) in --out. One progress bar "
                        "shows the runs; each run's log goes to runs/RUN/train.log. Resumable: the same command again "
                        "reuses finished runs, continues an interrupted one and trains only what is missing.")
     p.add_argument("--data", required=True, metavar="DATA.yaml", help="dataset YAML (a local file)")
